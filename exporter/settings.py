@@ -1,0 +1,419 @@
+"""The exporter's settings.
+
+Sources, later ones win: defaults < YAML file (`--config` or `CIRCLECI_EXPORTER_CONFIG`) <
+environment (`CIRCLECI_TOKEN`, `CIRCLECI_TOKEN_FILE`, `CIRCLECI_API_URL`, and any key as
+`CIRCLECI_EXPORTER_<SECTION>__<KEY>`) < command-line flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import itertools
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from exporter.durations import format_duration, parse_duration
+
+logger = logging.getLogger(__name__)
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+InsightsWindow = Literal[
+    "last-24-hours", "last-7-days", "last-30-days", "last-60-days", "last-90-days"
+]
+
+_PROJECT_SLUG = re.compile(r"^(gh|bb|github|bitbucket|circleci)/[^/\s]+/[^/\s]+$")
+_ORG_SLUG = re.compile(r"^(gh|bb|github|bitbucket|circleci)/[^/\s]+$")
+_LONG_VCS = {"github": "gh", "bitbucket": "bb"}
+
+# Polling faster than this against circleci.com burns the unpublished per-user rate limit
+# for little gain; CircleCI asks clients to avoid "frequent polling" (api-developers-guide).
+_GENTLE_INTERVAL = {"interval": 10.0, "insights_interval": 300.0}
+
+
+class ConfigError(Exception):
+    """A configuration problem, one line per finding."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _short_vcs(slug: str) -> str:
+    head, _, rest = slug.partition("/")
+    return f"{_LONG_VCS.get(head, head)}/{rest}"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BranchRules(_Section):
+    """Which branches of a project are tracked."""
+
+    branches: list[str] | None = Field(
+        default=None,
+        description='"default" (the project\'s default branch) and glob patterns.',
+    )
+    other_branches: Literal["drop", "fold"] | None = Field(
+        default=None,
+        description='Branches outside `branches`: dropped, or counted as branch="other".',
+    )
+    tags: bool | None = Field(default=None, description="Track tag pipelines too.")
+
+
+class ProjectSettings(BranchRules):
+    slug: str = Field(description="gh/org/repo, bb/org/repo or circleci/<org-id>/<project-id>.")
+
+    @field_validator("slug")
+    @classmethod
+    def _valid_slug(cls, value: str) -> str:
+        if not _PROJECT_SLUG.match(value):
+            raise ValueError(
+                f"{value!r} is not a project slug like gh/org/repo, bb/org/repo or "
+                "circleci/<org-id>/<project-id>"
+            )
+        return _short_vcs(value)
+
+
+class OrgSettings(BranchRules):
+    slug: str = Field(description="gh/org, bb/org or circleci/<org-id>.")
+    include: list[str] = Field(default=["*"], description="Globs on project slugs to track.")
+    exclude: list[str] = Field(default=[], description="Globs on project slugs to skip.")
+
+    @field_validator("slug")
+    @classmethod
+    def _valid_slug(cls, value: str) -> str:
+        if not _ORG_SLUG.match(value):
+            raise ValueError(f"{value!r} is not an org slug like gh/org or circleci/<org-id>")
+        return _short_vcs(value)
+
+    def admits(self, project_slug: str) -> bool:
+        return any(fnmatch.fnmatchcase(project_slug, p) for p in self.include) and not any(
+            fnmatch.fnmatchcase(project_slug, p) for p in self.exclude
+        )
+
+
+class Defaults(_Section):
+    """Branch rules for every project that does not set its own."""
+
+    branches: list[str] = ["default"]
+    other_branches: Literal["drop", "fold"] = "drop"
+    tags: bool = False
+
+
+class ApiSettings(_Section):
+    url: str = Field(
+        default="https://circleci.com/api",
+        description="API root; v2 lives under /v2, v1.1 under /v1.1. Env CIRCLECI_API_URL.",
+    )
+    token: SecretStr | None = Field(default=None, description="Env CIRCLECI_TOKEN.", exclude=True)
+    token_file: Path | None = Field(
+        default=None, description="A file holding the token. Env CIRCLECI_TOKEN_FILE."
+    )
+    # CircleCI publishes no numbers; 10/s with bursts of 20 stays well inside what the
+    # CircleCI server docs give as a per-user limit (150 req/s) and is plenty for polling.
+    requests_per_second: float = Field(default=10.0, gt=0, description="Global request rate.")
+    burst: int = Field(default=20, ge=1, description="Requests allowed back to back.")
+    max_concurrency: int = Field(default=16, ge=1, description="Requests in flight at once.")
+    timeout: Duration = Field(default=30.0, description="Timeout of one request.")
+    max_retries: int = Field(default=5, ge=0, description="Retries of one request.")
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    def resolved_token(self) -> SecretStr | None:
+        """The token itself, read from `token_file` when no token is set directly."""
+        if self.token is not None:
+            return self.token
+        if self.token_file is None:
+            return None
+        try:
+            text = self.token_file.read_text().strip()
+        except OSError as err:
+            raise ConfigError(
+                [f"api.token_file: cannot read {str(self.token_file)!r}: {err.strerror}"]
+            ) from None
+        if not text:
+            raise ConfigError([f"api.token_file: {str(self.token_file)!r} is empty"])
+        return SecretStr(text)
+
+
+class CollectSettings(_Section):
+    interval: Duration = Field(default=30.0, description="Live polling interval.")
+    insights_interval: Duration = Field(default=900.0, description="Insights polling interval.")
+    insights_window: InsightsWindow = Field(
+        default="last-30-days", description="Insights reporting window."
+    )
+    lookback: Duration = Field(
+        default=86400.0, description="History read at start-up to set the last_* gauges."
+    )
+    series_ttl: Duration = Field(
+        default=7 * 86400.0, description="Series not seen for this long are removed."
+    )
+    discovery_interval: Duration = Field(
+        default=600.0, description="How often `orgs:` are searched for projects."
+    )
+    project_refresh_interval: Duration = Field(
+        default=6 * 3600.0, description="How often project details are re-read."
+    )
+    interval_with_webhooks: Duration = Field(
+        default=300.0, description="Live polling interval while webhooks arrive."
+    )
+    tests: bool = Field(default=True, description="Fetch test results of completed jobs.")
+    job_details: bool = Field(default=True, description="Fetch job details (queue time).")
+
+
+class InsightsSettings(_Section):
+    enabled: bool = True
+    top_tests: int = Field(default=20, ge=0, description="Test series per workflow, highest first.")
+    top_flaky_tests: int = Field(default=50, ge=0, description="Flaky tests per project.")
+
+
+class MetricsSettings(_Section):
+    workflow_duration_buckets: list[float] = [
+        10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800,
+    ]  # fmt: skip
+    job_duration_buckets: list[float] = [
+        10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800,
+    ]  # fmt: skip
+    queue_buckets: list[float] = [1, 5, 10, 30, 60, 120, 300, 600, 1800]
+
+    @field_validator("workflow_duration_buckets", "job_duration_buckets", "queue_buckets")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("buckets must be a non-empty, strictly increasing list")
+        return value
+
+
+class WebSettings(_Section):
+    listen_address: str = Field(default=":10027", description="host:port of the web server.")
+    telemetry_path: str = Field(default="/metrics", description="Path of the metrics.")
+
+    @field_validator("listen_address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        host_port(value)
+        return value
+
+    @field_validator("telemetry_path")
+    @classmethod
+    def _valid_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with /")
+        return value
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def host_port(address: str) -> tuple[str, int]:
+    """Split `host:port` (`:10027` means every interface)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{address!r} is not host:port, e.g. :10027 or 127.0.0.1:10027")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The YAML file; missing files and YAML syntax errors become one-line config errors."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ returns the whole mapping at once
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        try:
+            data = yaml.safe_load(self.path.read_text())
+        except OSError as err:
+            raise ConfigError([f"{self.path}: cannot read: {err.strerror}"]) from None
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" line {where.line + 1}" if where is not None else ""
+            problem = getattr(err, "problem", None) or "invalid YAML"
+            raise ConfigError([f"{self.path}:{line}: {problem}"]) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError([f"{self.path}: the top level must be a mapping of sections"])
+        return data
+
+
+class _CircleCIEnvSource(PydanticBaseSettingsSource):
+    """The conventional CircleCI variable names, which do not follow our nested prefix."""
+
+    _NAMES: ClassVar[dict[str, str]] = {
+        "CIRCLECI_TOKEN": "token",
+        "CIRCLECI_TOKEN_FILE": "token_file",
+        "CIRCLECI_API_URL": "url",
+    }
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ returns the whole mapping at once
+
+    def __call__(self) -> dict[str, Any]:
+        api = {key: os.environ[env] for env, key in self._NAMES.items() if os.environ.get(env)}
+        return {"api": api} if api else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="CIRCLECI_EXPORTER_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
+
+    projects: list[ProjectSettings] = Field(default=[], description="Projects to track.")
+    orgs: list[OrgSettings] = Field(default=[], description="Orgs whose projects are discovered.")
+    defaults: Defaults = Defaults()
+    collect: CollectSettings = CollectSettings()
+    insights: InsightsSettings = InsightsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    api: ApiSettings = ApiSettings()
+    web: WebSettings = WebSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _unique_projects(self) -> Settings:
+        seen: set[str] = set()
+        for project in self.projects:
+            if project.slug in seen:
+                raise ValueError(f"projects: {project.slug} is listed twice")
+            seen.add(project.slug)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: flags (init) > env > YAML > defaults.
+        return (
+            init_settings,
+            _CircleCIEnvSource(settings_cls),
+            env_settings,
+            _ConfigFileSource(settings_cls, _config_file_for_load),
+        )
+
+    def branch_rules(self, rules: BranchRules) -> Defaults:
+        """The effective branch rules of a project or org, falling back to `defaults`."""
+        return Defaults(
+            branches=rules.branches if rules.branches is not None else self.defaults.branches,
+            other_branches=rules.other_branches or self.defaults.other_branches,
+            tags=rules.tags if rules.tags is not None else self.defaults.tags,
+        )
+
+    def effective_yaml(self) -> str:
+        """The effective configuration as YAML, with the token masked."""
+        data = self.model_dump(mode="json")
+        data["api"]["token"] = "<secret>" if self.api.token is not None else None
+        for section, model in (("collect", CollectSettings), ("api", ApiSettings)):
+            for name in _duration_fields(model):
+                data[section][name] = format_duration(data[section][name])
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def _duration_fields(model: type[BaseModel]) -> list[str]:
+    return [
+        name
+        for name, field in model.model_fields.items()
+        if any(getattr(m, "func", None) is parse_duration for m in field.metadata)
+    ]
+
+
+# The YAML path of the load in progress; pydantic-settings builds its sources inside the
+# constructor, so the path reaches `settings_customise_sources` through this module variable.
+_config_file_for_load: Path | None = None
+
+
+def load_settings(config_file: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the settings from every source; raise ConfigError naming each bad key path."""
+    global _config_file_for_load
+    _config_file_for_load = config_file
+    try:
+        settings = Settings(**(overrides or {}))
+    except ValidationError as err:
+        raise ConfigError([_describe(e) for e in err.errors()]) from None
+    finally:
+        _config_file_for_load = None
+    _warn_about_abusive_intervals(settings)
+    return settings
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "config"
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(error["loc"][:-1])
+        guess = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        return f"{path}: unknown key{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "required"
+    return f"{path}: {message}"
+
+
+def _known_keys(parent: tuple[Any, ...]) -> list[str]:
+    model: Any = Settings
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = getattr(annotation, "__args__", (annotation,))[0]
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _warn_about_abusive_intervals(settings: Settings) -> None:
+    if not settings.api.url.startswith("https://circleci.com"):
+        return
+    for name, gentle in _GENTLE_INTERVAL.items():
+        value = getattr(settings.collect, name)
+        if value < gentle:
+            logger.warning(
+                "polling interval is aggressive for circleci.com and may be rate limited",
+                extra={"key": f"collect.{name}", "value": format_duration(value),
+                       "suggested_minimum": format_duration(gentle)},
+            )  # fmt: skip

@@ -1,0 +1,84 @@
+"""An immutable copy of the state, taken after each collection cycle and rendered by
+`exporter.metrics`. Keys are label-value tuples in the order the field names say."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exporter.state.histogram import HistogramData
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    project: str
+    organization: str
+    name: str
+    url: str
+    default_branch: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """The most recent run of a workflow or job: the link metrics' labels."""
+
+    number: str  # pipeline number for workflows, job number for jobs ("" when it has none)
+    run_id: str
+    status: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    """One (project, branch, workflow)."""
+
+    status: str | None
+    last_run: RunInfo | None
+    last_completed_status: str | None
+    last_completed_at: float | None
+    last_completed_duration: float | None
+    consecutive_failures: int
+    in_progress: Mapping[str, int]
+    on_hold_since: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One (project, branch, workflow, job)."""
+
+    last_run: RunInfo | None
+    last_completed_status: str | None
+    last_completed_duration: float | None
+    last_tests: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRow:
+    """One (project, collector)."""
+
+    up: bool
+    last_success: float | None
+    errors: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at: float
+    projects: Mapping[str, ProjectRow]
+    # (project, branch, trigger) and (project, branch, error type)
+    pipelines: Mapping[tuple[str, str, str], int]
+    pipeline_errors: Mapping[tuple[str, str, str], int]
+    # (project, branch, workflow)
+    workflows: Mapping[tuple[str, str, str], WorkflowRow]
+    # (project, branch, workflow, status)
+    workflow_runs: Mapping[tuple[str, str, str, str], int]
+    workflow_durations: Mapping[tuple[str, str, str, str], HistogramData]
+    # (project, branch, workflow, job)
+    jobs: Mapping[tuple[str, str, str, str], JobRow]
+    job_queue_times: Mapping[tuple[str, str, str, str], HistogramData]
+    # (project, branch, workflow, job, status)
+    job_runs: Mapping[tuple[str, str, str, str, str], int]
+    job_durations: Mapping[tuple[str, str, str, str, str], HistogramData]
+    # (project, collector)
+    collections: Mapping[tuple[str, str], CollectionRow]

@@ -1,0 +1,18 @@
+"""CircleCI status strings, as the API spells them (api-notes §2.5, §2.6)."""
+
+WORKFLOW_STATUSES = (
+    "success", "running", "not_run", "failed", "error", "failing", "on_hold", "canceled",
+    "unauthorized",
+)  # fmt: skip
+WORKFLOW_TERMINAL = ("success", "failed", "error", "canceled", "unauthorized", "not_run")
+WORKFLOW_IN_PROGRESS = ("running", "failing", "on_hold")
+
+JOB_TERMINAL = (
+    "success", "failed", "canceled", "unauthorized", "not_run", "infrastructure_fail",
+    "timedout", "terminated-unknown", "retried",
+)  # fmt: skip
+
+# A failure streak counts these; any other completed status ends it.
+FAILURES = frozenset({"failed", "error"})
+
+TEST_RESULTS = ("success", "failure", "skipped")

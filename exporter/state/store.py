@@ -1,0 +1,406 @@
+"""The in-memory picture of every tracked branch, and the one place that applies run updates.
+
+Counting rule: a completed run (workflow or job) enters the counters and histograms at most
+once, keyed by its id, and only when it completed at or after `watch_start`, the moment the
+exporter began watching. History read at start-up, and a run already counted, only move the
+gauges. So polling, webhooks and restarts can all deliver the same run without double counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import insort
+from collections import defaultdict
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from exporter.state.histogram import Histogram
+from exporter.state.snapshot import (
+    CollectionRow,
+    JobRow,
+    ProjectRow,
+    RunInfo,
+    Snapshot,
+    WorkflowRow,
+)
+from exporter.state.statuses import FAILURES, JOB_TERMINAL, WORKFLOW_IN_PROGRESS, WORKFLOW_TERMINAL
+from exporter.state.updates import (
+    JobDetailsUpdate,
+    JobUpdate,
+    PipelineUpdate,
+    ProjectUpdate,
+    RunUpdate,
+    TestResultsUpdate,
+    WorkflowUpdate,
+)
+
+logger = logging.getLogger(__name__)
+
+_K = TypeVar("_K", bound=tuple[str, ...])
+WorkflowKey = tuple[str, str, str]
+JobKey = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Buckets:
+    workflow_duration: tuple[float, ...]
+    job_duration: tuple[float, ...]
+    queue: tuple[float, ...]
+
+
+@dataclass(slots=True)
+class _Run:
+    """A run as last seen: ordered by (created_at, run_id) so an older update never wins."""
+
+    created_at: float
+    run_id: str
+    status: str
+    number: str
+    url: str
+    complete: bool
+
+    def newer_than(self, other: _Run | None) -> bool:
+        if other is None:
+            return True
+        if other.run_id == self.run_id:
+            # The same run: a completed status is final, an earlier in-progress one is stale.
+            return self.complete or not other.complete
+        return (self.created_at, self.run_id) > (other.created_at, other.run_id)
+
+    def info(self) -> RunInfo:
+        return RunInfo(self.number, self.run_id, self.status, self.url)
+
+
+@dataclass(slots=True)
+class _WorkflowSeries:
+    last_seen: float
+    latest: _Run | None = None
+    last_completed: _Run | None = None
+    last_completed_at: float | None = None
+    last_completed_duration: float | None = None
+    # Completed runs, oldest first, back to the newest one that is not a failure: enough to
+    # know the failure streak, even when runs arrive out of order.
+    completed: list[tuple[float, str, str]] = field(default_factory=list)
+    in_progress: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def streak(self) -> int:
+        count = 0
+        for _, _, status in reversed(self.completed):
+            if status not in FAILURES:
+                break
+            count += 1
+        return count
+
+    def add_completed(self, created_at: float, run_id: str, status: str) -> None:
+        entry = (created_at, run_id, status)
+        if any(e[1] == run_id for e in self.completed):
+            return
+        insort(self.completed, entry)
+        # Drop what lies behind the newest non-failure: it can no longer change the streak.
+        for i in range(len(self.completed) - 1, -1, -1):
+            if self.completed[i][2] not in FAILURES:
+                del self.completed[:i]
+                break
+
+
+@dataclass(slots=True)
+class _JobSeries:
+    last_seen: float
+    latest: _Run | None = None
+    last_completed: _Run | None = None
+    last_completed_duration: float | None = None
+    tests_created_at: float | None = None
+    last_tests: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Settled:
+    """A completed run the state has applied: when, and whether it was counted."""
+
+    completed_at: float
+    counted: bool
+    queue_observed: bool = False
+
+
+@dataclass(slots=True)
+class _Collection:
+    up: bool = False
+    last_success: float | None = None
+    errors: int = 0
+    last_error: str | None = None
+
+
+class State:
+    def __init__(self, *, watch_start: float, buckets: Buckets, series_ttl: float) -> None:
+        self.watch_start = watch_start
+        self.buckets = buckets
+        self.series_ttl = series_ttl
+        self._projects: dict[str, ProjectUpdate] = {}
+        self._pipelines: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self._pipeline_errors: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self._branch_seen: dict[tuple[str, str], float] = {}
+        self._seen_pipelines: dict[str, float] = {}
+        self._workflows: dict[WorkflowKey, _WorkflowSeries] = {}
+        self._workflow_runs: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._workflow_durations: dict[tuple[str, str, str, str], Histogram] = {}
+        self._jobs: dict[JobKey, _JobSeries] = {}
+        self._job_runs: defaultdict[tuple[str, str, str, str, str], int] = defaultdict(int)
+        self._job_durations: dict[tuple[str, str, str, str, str], Histogram] = {}
+        self._job_queue: dict[JobKey, Histogram] = {}
+        self._settled: dict[str, _Settled] = {}
+        self._collections: dict[tuple[str, str], _Collection] = {}
+
+    # -- the single update path ---------------------------------------------------------
+
+    def apply(self, update: RunUpdate) -> None:
+        match update:
+            case ProjectUpdate():
+                self._projects[update.project] = update
+            case PipelineUpdate():
+                self._apply_pipeline(update)
+            case WorkflowUpdate():
+                self._apply_workflow(update)
+            case JobUpdate():
+                self._apply_job(update)
+            case JobDetailsUpdate():
+                self._apply_job_details(update)
+            case TestResultsUpdate():
+                self._apply_tests(update)
+
+    def is_settled(self, run_id: str) -> bool:
+        """Whether a completed run with this id was applied already."""
+        return run_id in self._settled
+
+    def _apply_pipeline(self, u: PipelineUpdate) -> None:
+        self._branch_seen[(u.project, u.branch)] = max(
+            u.created_at, self._branch_seen.get((u.project, u.branch), 0.0)
+        )
+        if u.pipeline_id in self._seen_pipelines:
+            return
+        self._seen_pipelines[u.pipeline_id] = u.created_at
+        if u.created_at < self.watch_start:
+            return
+        self._pipelines[(u.project, u.branch, u.trigger)] += 1
+        for error_type in u.error_types:
+            self._pipeline_errors[(u.project, u.branch, error_type)] += 1
+
+    def _settle(self, run_id: str, completed_at: float) -> bool:
+        """Record a completed run; True when it is to be counted now."""
+        if run_id in self._settled:
+            return False
+        counted = completed_at >= self.watch_start
+        self._settled[run_id] = _Settled(completed_at, counted)
+        return counted
+
+    def _apply_workflow(self, u: WorkflowUpdate) -> None:
+        complete = u.status in WORKFLOW_TERMINAL or (
+            u.stopped_at is not None and u.status not in WORKFLOW_IN_PROGRESS
+        )
+        duration = (u.stopped_at - u.created_at) if u.stopped_at is not None else None
+        already_settled = u.workflow_id in self._settled
+        if complete and self._settle(u.workflow_id, u.stopped_at or u.created_at):
+            key = (u.project, u.branch, u.workflow, u.status)
+            self._workflow_runs[key] += 1
+            if duration is not None:
+                self._histogram(self._workflow_durations, key, self.buckets.workflow_duration)
+                self._workflow_durations[key].observe(max(duration, 0.0))
+        if u.folded:
+            return
+        if already_settled and not complete:
+            return  # a stale in-progress view of a run that has finished
+        series = self._workflows.get((u.project, u.branch, u.workflow))
+        activity = u.stopped_at or u.created_at
+        if series is None:
+            series = self._workflows[(u.project, u.branch, u.workflow)] = _WorkflowSeries(activity)
+        series.last_seen = max(series.last_seen, activity)
+        run = _Run(u.created_at, u.workflow_id, u.status, str(u.pipeline_number), u.url, complete)
+        if run.newer_than(series.latest):
+            series.latest = run
+        if not complete:
+            series.in_progress[u.workflow_id] = (u.status, u.created_at)
+            return
+        series.in_progress.pop(u.workflow_id, None)
+        series.add_completed(u.created_at, u.workflow_id, u.status)
+        if run.newer_than(series.last_completed):
+            series.last_completed = run
+            series.last_completed_at = u.stopped_at
+            series.last_completed_duration = duration
+
+    def _apply_job(self, u: JobUpdate) -> None:
+        complete = u.status in JOB_TERMINAL
+        duration = (
+            u.stopped_at - u.started_at
+            if u.stopped_at is not None and u.started_at is not None
+            else None
+        )
+        already_settled = u.job_id in self._settled
+        if complete and self._settle(u.job_id, u.stopped_at or u.created_at):
+            key = (u.project, u.branch, u.workflow, u.job, u.status)
+            self._job_runs[key] += 1
+            if duration is not None:
+                self._histogram(self._job_durations, key, self.buckets.job_duration)
+                self._job_durations[key].observe(max(duration, 0.0))
+        if u.folded or (already_settled and not complete):
+            return
+        key4 = (u.project, u.branch, u.workflow, u.job)
+        activity = u.stopped_at or u.started_at or u.created_at
+        series = self._jobs.get(key4)
+        if series is None:
+            series = self._jobs[key4] = _JobSeries(activity)
+        series.last_seen = max(series.last_seen, activity)
+        number = "" if u.job_number is None else str(u.job_number)
+        run = _Run(u.created_at, u.job_id, u.status, number, u.url, complete)
+        if run.newer_than(series.latest):
+            series.latest = run
+        if complete and run.newer_than(series.last_completed):
+            series.last_completed = run
+            series.last_completed_duration = duration
+
+    def _apply_job_details(self, u: JobDetailsUpdate) -> None:
+        settled = self._settled.get(u.job_id)
+        if settled is None or not settled.counted or settled.queue_observed:
+            return
+        settled.queue_observed = True
+        key = (u.project, u.branch, u.workflow, u.job)
+        self._histogram(self._job_queue, key, self.buckets.queue)
+        self._job_queue[key].observe(max(u.started_at - u.queued_at, 0.0))
+
+    def _apply_tests(self, u: TestResultsUpdate) -> None:
+        series = self._jobs.get((u.project, u.branch, u.workflow, u.job))
+        if series is None or not u.counts:
+            return
+        if series.tests_created_at is not None and u.created_at < series.tests_created_at:
+            return
+        series.tests_created_at = u.created_at
+        series.last_tests = dict(u.counts)
+
+    @staticmethod
+    def _histogram(store: dict[_K, Histogram], key: _K, buckets: tuple[float, ...]) -> None:
+        if key not in store:
+            store[key] = Histogram(buckets)
+
+    # -- collection health --------------------------------------------------------------
+
+    def record_success(self, project: str, collector: str, at: float) -> None:
+        status = self._collections.setdefault((project, collector), _Collection())
+        status.up, status.last_success, status.last_error = True, at, None
+
+    def record_failure(self, project: str, collector: str, error: str) -> None:
+        status = self._collections.setdefault((project, collector), _Collection())
+        status.up = False
+        status.errors += 1
+        status.last_error = error
+
+    # -- stale series ---------------------------------------------------------------------
+
+    def expire(self, now: float) -> int:
+        """Remove series not seen for `series_ttl`; return how many keys went."""
+        horizon = now - self.series_ttl
+        stale_workflows = _drop_stale(self._workflows, horizon)
+        stale_jobs = _drop_stale(self._jobs, horizon)
+        stale_branches = _drop_older(self._branch_seen, horizon)
+        for series in self._workflows.values():
+            # A run that never reported completion (a missed event) stops counting as running.
+            for run_id in [r for r, (_, t) in series.in_progress.items() if t < horizon]:
+                del series.in_progress[run_id]
+        removed = len(stale_workflows) + len(stale_jobs) + len(stale_branches)
+        for store, stale in (
+            (self._workflow_runs, stale_workflows),
+            (self._workflow_durations, stale_workflows),
+            (self._job_runs, stale_jobs),
+            (self._job_durations, stale_jobs),
+            (self._job_queue, stale_jobs),
+            (self._pipelines, stale_branches),
+            (self._pipeline_errors, stale_branches),
+        ):
+            removed += _drop_prefixed(store, stale)
+        # Ids of runs older than the horizon can no longer arrive from polling.
+        for run_id in [r for r, s in self._settled.items() if s.completed_at < horizon]:
+            del self._settled[run_id]
+        for pid in [p for p, t in self._seen_pipelines.items() if t < horizon]:
+            del self._seen_pipelines[pid]
+        return removed
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> Snapshot:
+        return Snapshot(
+            taken_at=now,
+            projects=MappingProxyType(
+                {
+                    slug: ProjectRow(slug, p.organization, p.name, p.url, p.default_branch)
+                    for slug, p in self._projects.items()
+                }
+            ),
+            pipelines=MappingProxyType(dict(self._pipelines)),
+            pipeline_errors=MappingProxyType(dict(self._pipeline_errors)),
+            workflows=MappingProxyType({k: _workflow_row(s) for k, s in self._workflows.items()}),
+            workflow_runs=MappingProxyType(dict(self._workflow_runs)),
+            workflow_durations=MappingProxyType(
+                {k: h.freeze() for k, h in self._workflow_durations.items()}
+            ),
+            jobs=MappingProxyType({k: _job_row(s) for k, s in self._jobs.items()}),
+            job_queue_times=MappingProxyType({k: h.freeze() for k, h in self._job_queue.items()}),
+            job_runs=MappingProxyType(dict(self._job_runs)),
+            job_durations=MappingProxyType({k: h.freeze() for k, h in self._job_durations.items()}),
+            collections=MappingProxyType(
+                {
+                    k: CollectionRow(c.up, c.last_success, c.errors, c.last_error)
+                    for k, c in self._collections.items()
+                }
+            ),
+        )
+
+
+def _drop_stale(series: dict[Any, Any], horizon: float) -> set[tuple[str, ...]]:
+    stale = {k for k, s in series.items() if s.last_seen < horizon}
+    for key in stale:
+        del series[key]
+    return stale
+
+
+def _drop_older(times: dict[Any, float], horizon: float) -> set[tuple[str, ...]]:
+    stale = {k for k, t in times.items() if t < horizon}
+    for key in stale:
+        del times[key]
+    return stale
+
+
+def _drop_prefixed(store: dict[Any, Any], prefixes: set[tuple[str, ...]]) -> int:
+    """Delete the keys that extend one of `prefixes` (all prefixes have one length)."""
+    if not prefixes:
+        return 0
+    width = len(next(iter(prefixes)))
+    doomed = [k for k in store if k[:width] in prefixes]
+    for key in doomed:
+        del store[key]
+    return len(doomed)
+
+
+def _workflow_row(s: _WorkflowSeries) -> WorkflowRow:
+    in_progress: dict[str, int] = dict.fromkeys(WORKFLOW_IN_PROGRESS, 0)
+    on_hold_since: float | None = None
+    for status, created_at in s.in_progress.values():
+        in_progress[status] = in_progress.get(status, 0) + 1
+        if status == "on_hold" and (on_hold_since is None or created_at < on_hold_since):
+            on_hold_since = created_at
+    return WorkflowRow(
+        status=s.latest.status if s.latest else None,
+        last_run=s.latest.info() if s.latest else None,
+        last_completed_status=s.last_completed.status if s.last_completed else None,
+        last_completed_at=s.last_completed_at,
+        last_completed_duration=s.last_completed_duration,
+        consecutive_failures=s.streak(),
+        in_progress=MappingProxyType(in_progress),
+        on_hold_since=on_hold_since,
+    )
+
+
+def _job_row(s: _JobSeries) -> JobRow:
+    return JobRow(
+        last_run=s.latest.info() if s.latest else None,
+        last_completed_status=s.last_completed.status if s.last_completed else None,
+        last_completed_duration=s.last_completed_duration,
+        last_tests=MappingProxyType(dict(s.last_tests)),
+    )
