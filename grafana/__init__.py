@@ -1,0 +1,1 @@
+"""Grafana assets of Ocean CI: dashboard generator, generated dashboards and provisioning."""
