@@ -1,0 +1,31 @@
+"""The CircleCI API client, its models, rate limiter, request metrics, slugs and links."""
+
+from exporter.circleci.client import CircleCIClient
+from exporter.circleci.errors import (
+    ApiStatusError,
+    CircleCIError,
+    ForbiddenError,
+    MalformedResponseError,
+    NotFoundError,
+    PaginationLoopError,
+    TokenRefusedError,
+    TransportFailedError,
+)
+from exporter.circleci.ratelimit import RateLimiter
+from exporter.circleci.retry import Backoff
+from exporter.circleci.telemetry import ApiTelemetry
+
+__all__ = [
+    "ApiStatusError",
+    "ApiTelemetry",
+    "Backoff",
+    "CircleCIClient",
+    "CircleCIError",
+    "ForbiddenError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PaginationLoopError",
+    "RateLimiter",
+    "TokenRefusedError",
+    "TransportFailedError",
+]

@@ -1,0 +1,661 @@
+"""The async CircleCI API client: the only code in the exporter that speaks HTTP to CircleCI.
+
+Every request goes through the process-wide `RateLimiter`, is counted in `ApiTelemetry` under its
+OpenAPI operationId, and is retried on 429, 5xx, timeouts and connection errors. 401, 403, 404
+and other 4xx are final. Responses are parsed into the lenient models of `exporter.circleci.models`.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
+
+from exporter import __version__
+from exporter.circleci import models, slugs
+from exporter.circleci.errors import (
+    ApiStatusError,
+    ForbiddenError,
+    MalformedResponseError,
+    NotFoundError,
+    PaginationLoopError,
+    TokenRefusedError,
+    TransportFailedError,
+)
+from exporter.circleci.ratelimit import RateLimiter
+from exporter.circleci.retry import Backoff
+from exporter.circleci.telemetry import ApiTelemetry
+
+logger = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ItemT = TypeVar("ItemT", bound=models.ApiModel)
+ValidatedT = TypeVar("ValidatedT")
+
+QueryValue = str | int | bool | Sequence[str]
+Query = Mapping[str, QueryValue | None]
+
+_STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
+    401: TokenRefusedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+}
+_MAX_MESSAGE_CHARS = 200
+_COLLABORATIONS = TypeAdapter(list[models.Collaboration])
+
+
+class CircleCIClient:
+    """Async client for CircleCI API v2 (and the v1.1 single-job endpoint).
+
+    `base_url` is the API root, e.g. `https://circleci.com/api`. `token` may be None for servers
+    that need none (the simulator). Use as `async with CircleCIClient(...) as client:`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr | None,
+        *,
+        limiter: RateLimiter,
+        telemetry: ApiTelemetry,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._limiter = limiter
+        self._telemetry = telemetry
+        self._max_retries = max_retries
+        self._backoff = backoff or Backoff()
+        self._sleep = sleep
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": f"ocean-ci-exporter/{__version__}",
+        }
+        if token is not None:
+            headers["Circle-Token"] = token.get_secret_value()
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            http2=True,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        token = "set" if self._token is not None else "none"
+        return f"CircleCIClient(base_url={self._base_url!r}, token={token})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- users and projects ---------------------------------------------------------------------
+
+    async def get_current_user(self) -> models.User:
+        return await self._get_model("getCurrentUser", "/v2/me", models.User)
+
+    async def get_collaborations(self) -> list[models.Collaboration]:
+        """The orgs the token's user belongs to (a bare array, not paginated)."""
+        data = await self._request("getCollaborations", "GET", "/v2/me/collaborations")
+        return _validate("getCollaborations", _COLLABORATIONS.validate_python, data)
+
+    async def get_project(self, project_slug: str) -> models.Project:
+        return await self._get_model(
+            "getProjectBySlug", f"/v2/project/{_project(project_slug)}", models.Project
+        )
+
+    # --- pipelines, workflows, jobs -------------------------------------------------------------
+
+    def iter_project_pipelines(
+        self, project_slug: str, *, branch: str | None = None
+    ) -> AsyncIterator[models.Pipeline]:
+        """The project's pipelines, newest first."""
+        return self._paginate(
+            "listPipelinesForProject",
+            f"/v2/project/{_project(project_slug)}/pipeline",
+            models.Pipeline,
+            {"branch": branch},
+        )
+
+    def iter_org_pipelines(
+        self, org_slug: str, *, mine: bool = False
+    ) -> AsyncIterator[models.Pipeline]:
+        """Newest pipelines across the org's most recently built projects (at most 250 projects)."""
+        return self._paginate(
+            "listPipelines",
+            "/v2/pipeline",
+            models.Pipeline,
+            {"org-slug": slugs.normalize_org_slug(org_slug), "mine": True if mine else None},
+        )
+
+    async def get_pipeline(self, pipeline_id: str) -> models.Pipeline:
+        return await self._get_model(
+            "getPipelineById", f"/v2/pipeline/{_segment(pipeline_id)}", models.Pipeline
+        )
+
+    def iter_pipeline_workflows(self, pipeline_id: str) -> AsyncIterator[models.Workflow]:
+        return self._paginate(
+            "listWorkflowsByPipelineId",
+            f"/v2/pipeline/{_segment(pipeline_id)}/workflow",
+            models.Workflow,
+        )
+
+    async def get_workflow(self, workflow_id: str) -> models.Workflow:
+        return await self._get_model(
+            "getWorkflowById", f"/v2/workflow/{_segment(workflow_id)}", models.Workflow
+        )
+
+    def iter_workflow_jobs(self, workflow_id: str) -> AsyncIterator[models.Job]:
+        return self._paginate(
+            "listWorkflowJobs", f"/v2/workflow/{_segment(workflow_id)}/job", models.Job
+        )
+
+    async def get_job_details(self, project_slug: str, job_number: int) -> models.JobDetails:
+        return await self._get_model(
+            "getJobDetails",
+            f"/v2/project/{_project(project_slug)}/job/{job_number}",
+            models.JobDetails,
+        )
+
+    def iter_job_tests(
+        self, project_slug: str, job_number: int
+    ) -> AsyncIterator[models.TestResult]:
+        return self._paginate(
+            "getTests",
+            f"/v2/project/{_project(project_slug)}/{job_number}/tests",
+            models.TestResult,
+        )
+
+    def iter_job_artifacts(
+        self, project_slug: str, job_number: int
+    ) -> AsyncIterator[models.Artifact]:
+        return self._paginate(
+            "getJobArtifacts",
+            f"/v2/project/{_project(project_slug)}/{job_number}/artifacts",
+            models.Artifact,
+        )
+
+    async def get_job_v1(self, project_slug: str, job_number: int) -> models.JobV1:
+        """API v1.1 single job, the only source of step-level results."""
+        path = f"/v1.1/project/{_quote_path(slugs.v1_project_slug(project_slug))}/{job_number}"
+        return await self._get_model("getJobV1", path, models.JobV1)
+
+    def iter_project_schedules(self, project_slug: str) -> AsyncIterator[models.Schedule]:
+        return self._paginate(
+            "listSchedulesForProject",
+            f"/v2/project/{_project(project_slug)}/schedule",
+            models.Schedule,
+        )
+
+    # --- Insights -------------------------------------------------------------------------------
+
+    def iter_workflow_metrics(
+        self,
+        project_slug: str,
+        *,
+        branch: str | None = None,
+        all_branches: bool = False,
+        reporting_window: models.ReportingWindow | None = None,
+    ) -> AsyncIterator[models.ProjectWorkflowMetrics]:
+        """Aggregated metrics per workflow; scoped to the default branch unless told otherwise."""
+        return self._paginate(
+            "getProjectWorkflowMetrics",
+            f"/v2/insights/{_project(project_slug)}/workflows",
+            models.ProjectWorkflowMetrics,
+            {**_branch_scope(branch, all_branches), "reporting-window": reporting_window},
+        )
+
+    def iter_workflow_runs(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        *,
+        branch: str | None = None,
+        all_branches: bool = False,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> AsyncIterator[models.WorkflowRun]:
+        if end_date is not None and start_date is None:
+            raise ValueError("end_date needs start_date (CircleCI rejects end-date alone)")
+        return self._paginate(
+            "getProjectWorkflowRuns",
+            f"/v2/insights/{_project(project_slug)}/workflows/{_segment(workflow_name)}",
+            models.WorkflowRun,
+            {
+                **_branch_scope(branch, all_branches),
+                "start-date": _iso(start_date),
+                "end-date": _iso(end_date),
+            },
+        )
+
+    def iter_workflow_job_metrics(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        *,
+        branch: str | None = None,
+        all_branches: bool = False,
+        reporting_window: models.ReportingWindow | None = None,
+        job_name: str | None = None,
+    ) -> AsyncIterator[models.WorkflowJobMetrics]:
+        return self._paginate(
+            "getProjectWorkflowJobMetrics",
+            f"/v2/insights/{_project(project_slug)}/workflows/{_segment(workflow_name)}/jobs",
+            models.WorkflowJobMetrics,
+            {
+                **_branch_scope(branch, all_branches),
+                "reporting-window": reporting_window,
+                "job-name": job_name,
+            },
+        )
+
+    async def get_workflow_summary(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        *,
+        branch: str | None = None,
+        all_branches: bool = False,
+    ) -> models.WorkflowSummary:
+        return await self._get_model(
+            "getWorkflowSummary",
+            f"/v2/insights/{_project(project_slug)}/workflows/{_segment(workflow_name)}/summary",
+            models.WorkflowSummary,
+            _branch_scope(branch, all_branches),
+        )
+
+    async def get_workflow_test_metrics(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        *,
+        branch: str | None = None,
+        all_branches: bool = False,
+    ) -> models.TestMetrics:
+        return await self._get_model(
+            "getProjectWorkflowTestMetrics",
+            f"/v2/insights/{_project(project_slug)}/workflows/{_segment(workflow_name)}"
+            "/test-metrics",
+            models.TestMetrics,
+            _branch_scope(branch, all_branches),
+        )
+
+    async def get_flaky_tests(self, project_slug: str) -> models.FlakyTests:
+        return await self._get_model(
+            "getFlakyTests",
+            f"/v2/insights/{_project(project_slug)}/flaky-tests",
+            models.FlakyTests,
+        )
+
+    async def get_insights_branches(
+        self, project_slug: str, *, workflow_name: str | None = None
+    ) -> models.InsightsBranches:
+        return await self._get_model(
+            "getAllInsightsBranches",
+            f"/v2/insights/{_project(project_slug)}/branches",
+            models.InsightsBranches,
+            {"workflow-name": workflow_name},
+        )
+
+    async def get_org_summary(
+        self,
+        org_slug: str,
+        *,
+        reporting_window: models.ReportingWindow | None = None,
+        project_names: Sequence[str] = (),
+    ) -> models.OrgSummary:
+        return await self._get_model(
+            "getOrgSummaryData",
+            f"/v2/insights/{_quote_path(slugs.normalize_org_slug(org_slug))}/summary",
+            models.OrgSummary,
+            {"reporting-window": reporting_window, "project-names": list(project_names)},
+        )
+
+    async def get_project_workflows_page(
+        self,
+        project_slug: str,
+        *,
+        reporting_window: models.ReportingWindow | None = None,
+        branches: Sequence[str] = (),
+        workflow_names: Sequence[str] = (),
+    ) -> models.ProjectWorkflowsPageData:
+        return await self._get_model(
+            "getProjectWorkflowsPageData",
+            f"/v2/insights/pages/{_project(project_slug)}/summary",
+            models.ProjectWorkflowsPageData,
+            {
+                "reporting-window": reporting_window,
+                "branches": list(branches),
+                "workflow-names": list(workflow_names),
+            },
+        )
+
+    def iter_job_timeseries(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        *,
+        branch: str | None = None,
+        granularity: models.Granularity | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> AsyncIterator[models.JobTimeseries]:
+        return self._paginate(
+            "getJobTimeseries",
+            f"/v2/insights/time-series/{_project(project_slug)}/workflows/"
+            f"{_segment(workflow_name)}/jobs",
+            models.JobTimeseries,
+            {
+                "branch": branch,
+                "granularity": granularity,
+                "start-date": _iso(start_date),
+                "end-date": _iso(end_date),
+            },
+        )
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    def iter_webhooks(self, project_id: str) -> AsyncIterator[models.Webhook]:
+        """The project's outbound webhooks (`scope-id` is the project's uuid, not its slug)."""
+        return self._paginate(
+            "getWebhooks",
+            "/v2/webhook",
+            models.Webhook,
+            {"scope-id": project_id, "scope-type": "project"},
+        )
+
+    async def create_webhook(
+        self,
+        *,
+        project_id: str,
+        name: str,
+        url: str,
+        events: Sequence[str],
+        signing_secret: SecretStr,
+        verify_tls: bool = True,
+    ) -> models.Webhook:
+        # The request body follows the spec's kebab-case keys (createWebhook requestBody).
+        body = {
+            "name": name,
+            "url": url,
+            "events": list(events),
+            "verify-tls": verify_tls,
+            "signing-secret": signing_secret.get_secret_value(),
+            "scope": {"id": project_id, "type": "project"},
+        }
+        return await self._send_model("createWebhook", "POST", "/v2/webhook", body, models.Webhook)
+
+    async def update_webhook(
+        self,
+        webhook_id: str,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        signing_secret: SecretStr | None = None,
+        verify_tls: bool | None = None,
+    ) -> models.Webhook:
+        """Change only the given fields of a webhook."""
+        changes: dict[str, Any] = {
+            "name": name,
+            "url": url,
+            "events": list(events) if events is not None else None,
+            "verify-tls": verify_tls,
+            "signing-secret": signing_secret.get_secret_value() if signing_secret else None,
+        }
+        body = {key: value for key, value in changes.items() if value is not None}
+        return await self._send_model(
+            "updateWebhook", "PUT", f"/v2/webhook/{_segment(webhook_id)}", body, models.Webhook
+        )
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _get_model(
+        self, operation: str, path: str, model: type[ModelT], query: Query | None = None
+    ) -> ModelT:
+        data = await self._request(operation, "GET", path, params=_query(query or {}))
+        return _validate(operation, model.model_validate, data)
+
+    async def _send_model(
+        self, operation: str, method: str, path: str, body: dict[str, Any], model: type[ModelT]
+    ) -> ModelT:
+        data = await self._request(operation, method, path, json=body)
+        return _validate(operation, model.model_validate, data)
+
+    async def _paginate(
+        self,
+        operation: str,
+        path: str,
+        item_model: type[ItemT],
+        query: Query | None = None,
+    ) -> AsyncIterator[ItemT]:
+        """Yield items page by page; stops fetching as soon as the caller stops iterating."""
+        params = _query(query or {})
+        page_model = models.Page[item_model]  # type: ignore[valid-type]
+        seen_tokens: set[str] = set()
+        token: str | None = None
+        while True:
+            page_params = params.set("page-token", token) if token else params
+            data = await self._request(operation, "GET", path, params=page_params)
+            page = _validate(operation, page_model.model_validate, data)
+            for item in page.items:
+                yield item
+            token = page.next_page_token
+            if not token:
+                return
+            if token in seen_tokens:
+                raise PaginationLoopError(
+                    operation, f"the API repeated a page token after {len(seen_tokens)} pages"
+                )
+            seen_tokens.add(token)
+
+    async def _request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: httpx.QueryParams | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send one logical request, retrying what is worth retrying; returns the parsed JSON."""
+        attempt = 0
+        while True:
+            response, failure = await self._attempt(operation, method, path, params, json, attempt)
+            if response is not None and response.is_success:
+                return self._json(operation, response)
+            reason = _retry_reason(response, failure)
+            if reason is None or attempt >= self._max_retries:
+                raise self._final_error(operation, response, failure, attempt + 1)
+            wait = self._backoff.wait_for(response, attempt)
+            self._telemetry.count_retry(operation, reason)
+            logger.warning(
+                "retrying CircleCI request",
+                extra={
+                    "endpoint": operation,
+                    "reason": reason,
+                    "attempt": attempt + 1,
+                    "retry_in_seconds": round(wait, 3),
+                },
+            )
+            if reason == "429":
+                # A 429 is about the whole token, so every request waits, not only this one.
+                self._limiter.block_until(self._limiter.now() + wait)
+            else:
+                await self._sleep(wait)
+            attempt += 1
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        params: httpx.QueryParams | None,
+        json: dict[str, Any] | None,
+        attempt: int,
+    ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
+        async with self._limiter.slot():
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                elapsed = time.perf_counter() - started
+                self._telemetry.observe_request(operation, "error", elapsed)
+                logger.debug(
+                    "CircleCI request failed",
+                    extra={
+                        "endpoint": operation,
+                        "method": method,
+                        "path": path,
+                        "attempt": attempt + 1,
+                        "error": type(exc).__name__,
+                        "duration_seconds": round(elapsed, 3),
+                    },
+                )
+                return None, exc
+        elapsed = time.perf_counter() - started
+        self._telemetry.observe_request(operation, str(response.status_code), elapsed)
+        logger.debug(
+            "CircleCI request",
+            extra={
+                "endpoint": operation,
+                "method": method,
+                "path": path,
+                "attempt": attempt + 1,
+                "status": response.status_code,
+                "duration_seconds": round(elapsed, 3),
+            },
+        )
+        return response, None
+
+    def _json(self, operation: str, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            snippet = self._one_line(response.text)
+            raise MalformedResponseError(
+                operation, f"response is not JSON (HTTP {response.status_code}): {snippet!r}"
+            ) from None
+
+    def _final_error(
+        self,
+        operation: str,
+        response: httpx.Response | None,
+        failure: httpx.TransportError | None,
+        attempts: int,
+    ) -> Exception:
+        if response is None:
+            cause = self._one_line(str(failure)) or type(failure).__name__
+            return TransportFailedError(
+                operation, f"{type(failure).__name__} after {attempts} attempt(s): {cause}"
+            )
+        error_class = _STATUS_ERRORS.get(response.status_code, ApiStatusError)
+        return error_class(operation, response.status_code, self._error_message(response))
+
+    def _error_message(self, response: httpx.Response) -> str:
+        """CircleCI errors are `{"message": ...}`; proxies in front of it may send HTML or text."""
+        try:
+            body = response.json()
+        except ValueError:
+            return self._one_line(response.text) or response.reason_phrase
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return self._one_line(body["message"])
+        return self._one_line(response.text)
+
+    def _one_line(self, text: str) -> str:
+        line = " ".join(text.split())
+        if self._token is not None:
+            secret = self._token.get_secret_value()
+            if secret:
+                line = line.replace(secret, "***")
+        if len(line) > _MAX_MESSAGE_CHARS:
+            line = line[: _MAX_MESSAGE_CHARS - 1] + "…"
+        return line
+
+
+def _retry_reason(
+    response: httpx.Response | None, failure: httpx.TransportError | None
+) -> str | None:
+    if response is None:
+        return "timeout" if isinstance(failure, httpx.TimeoutException) else "connection"
+    if response.status_code == 429:
+        return "429"
+    if response.status_code >= 500:
+        return "5xx"
+    return None
+
+
+def _validate(operation: str, validate: Callable[[Any], ValidatedT], data: Any) -> ValidatedT:
+    try:
+        return validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "response"
+        raise MalformedResponseError(
+            operation, f"unexpected response shape at {where}: {first['msg']}"
+        ) from None
+
+
+def _project(project_slug: str) -> str:
+    """The slug goes in the path raw (`allowReserved`): `circleci/<org>/<project>` stays opaque."""
+    return _quote_path(slugs.normalize_project_slug(project_slug))
+
+
+def _quote_path(slug: str) -> str:
+    return quote(slug, safe="/")
+
+
+def _segment(value: str) -> str:
+    """One path segment: workflow names may hold spaces or slashes."""
+    return quote(value, safe="")
+
+
+def _branch_scope(branch: str | None, all_branches: bool) -> dict[str, QueryValue | None]:
+    if branch is not None and all_branches:
+        raise ValueError("pass either branch or all_branches, not both")
+    return {"branch": branch, "all-branches": True if all_branches else None}
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _query(query: Query) -> httpx.QueryParams:
+    """Query pairs; None is left out, sequences repeat the key (`?branches=a&branches=b`)."""
+    pairs: list[tuple[str, str | int | float | bool | None]] = []
+    for key, value in query.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, str | int):
+            pairs.append((key, str(value)))
+        else:
+            pairs.extend((key, item) for item in value)
+    return httpx.QueryParams(pairs)
