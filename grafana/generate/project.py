@@ -112,6 +112,7 @@ def _workflows_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
             )
         ],
         steps=((None, "green"), (1, "orange"), (3, "red")),
+        span=6,
     )
     last_duration = bar_gauge_panel(
         "Last completed duration",
@@ -125,6 +126,7 @@ def _workflows_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
                 instant=True,
             )
         ],
+        span=6,
     )
     last_runs = (
         labels_table_panel(
@@ -142,8 +144,8 @@ def _workflows_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
         dashboard.with_row(row("Workflows"))
         .with_panel(timeline)
         .with_panel(runs)
-        .with_panel(heatmap)
         .with_panel(percentiles)
+        .with_panel(heatmap)
         .with_panel(streaks)
         .with_panel(last_duration)
         .with_panel(last_runs)

@@ -1,0 +1,160 @@
+"""Every dashboard query runs against real data: exporter --demo → Prometheus → /api/v1/query.
+
+The exporter's demo mode runs the simulated CircleCI organisation in-process. Prometheus scrapes
+it every second; once workflow runs have been counted, each panel query is run with its
+variables set the way Grafana sets them when the dashboard opens (first value of each
+single-value variable, All for multi-value ones).
+"""
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer, free_port, wait_until
+
+from grafana.generate.queries import expand, label_values_variables, load_dashboards, queries
+
+pytestmark = pytest.mark.e2e
+
+EXPORTER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "circleci-exporter"
+DASHBOARDS = load_dashboards()
+
+# Panels the demo must fill. Others may rightly be empty (no 429s, no webhooks, no approval
+# waiting at that moment), but these show the basics every CircleCI organisation has.
+MUST_HAVE_DATA = {
+    "circleci-overview": {
+        "Default branch status",
+        "Default-branch workflows failing",
+        "Pipelines with errors",
+        "Approvals waiting",
+        "Workflow throughput by status",
+        "Workflow success rate by project",
+        "Workflow duration p50 / p95 by project",
+        "Job queue time p95 by project",
+        "Pipelines by trigger",
+        "Flaky tests",
+        "Credits used (Insights)",
+        "Credits per project (Insights)",
+    },
+    "circleci-project": {
+        "Workflow status",
+        "Workflow runs by status",
+        "Workflow duration distribution",
+        "Workflow duration p50 / p95",
+        "Consecutive failures",
+        "Last completed duration",
+        "Last workflow runs",
+        "Job breakdown",
+        "Job duration p95",
+        "Job queue time p95",
+        "Last job runs",
+        "Test results of the last runs",
+    },
+    "circleci-insights": {
+        "Workflow summary",
+        "Success rate",
+        "Duration median / p95",
+        "Credits used",
+        "Flaky tests per project",
+        "Most failed tests",
+        "Slowest tests",
+        "Job summary",
+        "Org runs",
+        "Org success rate",
+        "Org summary per project",
+    },
+    "circleci-exporter": {
+        "Projects collected",
+        "Projects failing collection",
+        "Series exposed",
+        "Exporter version",
+        "API requests by endpoint and code",
+        "API latency p95 by endpoint",
+        "Collection age in intervals",
+        "Time since last successful collection",
+        "Collection cycle duration p95",
+        "Series count",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def demo_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The exporter in --demo mode on a free loopback port; yields its host:port."""
+    address = f"127.0.0.1:{free_port()}"
+    log_path = tmp_path_factory.mktemp("exporter") / "exporter.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(EXPORTER), "--demo", "--web.listen-address", address, "--log.level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"exporter exited: {log_path.read_text(errors='replace')}")
+        try:
+            return httpx.get(f"http://{address}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(healthy, 60, "the demo exporter's /healthz")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    start_prometheus: Callable[[list[str]], PrometheusServer], demo_exporter: str
+) -> PrometheusServer:
+    server = start_prometheus([demo_exporter])
+
+    def counted_runs() -> bool:
+        # Counters need two scrapes inside the rate window before rate() has a value.
+        result = server.query("sum(increase(circleci_workflow_runs_total[1m])) > 0")
+        return bool(result["status"] == "success" and result["data"]["result"])
+
+    wait_until(counted_runs, 180, "the demo to complete workflow runs")
+    return server
+
+
+def _variable_values(server: PrometheusServer, uid: str) -> dict[str, str]:
+    values = dict(GRAFANA_INTERVALS)
+    for variable in label_values_variables(DASHBOARDS[uid]):
+        found = sorted(server.label_values(expand(variable.selector, values), variable.label))
+        assert found, f"{uid}: variable {variable.name} has no values"
+        values[variable.name] = (
+            variable.all_value if variable.multi and variable.all_value else found[0]
+        )
+    return values
+
+
+@pytest.mark.parametrize("uid", sorted(DASHBOARDS))
+def test_every_panel_query_runs_and_the_essential_ones_have_data(
+    prometheus: PrometheusServer, uid: str
+) -> None:
+    values = _variable_values(prometheus, uid)
+    errors: list[str] = []
+    filled_sources: set[str] = set()
+    for query in queries(DASHBOARDS[uid]):
+        expr = expand(query.expr, values)
+        result = prometheus.query(expr)
+        if result["status"] != "success":
+            errors.append(f"{query.source}: {result.get('error')}\n  {expr}")
+        elif result["data"]["result"]:
+            filled_sources.add(query.source)
+    assert not errors, "\n".join(errors)
+    # A panel has data when any of its queries returns something (a table joins several).
+    empty_panels = MUST_HAVE_DATA[uid] - filled_sources
+    assert not empty_panels, f"{uid}: no data for {sorted(empty_panels)} with {values}"
+
+
+def test_must_have_list_names_real_panels() -> None:
+    for uid, titles in MUST_HAVE_DATA.items():
+        sources = {query.source for query in queries(DASHBOARDS[uid])}
+        assert titles <= sources, f"{uid}: unknown panels {sorted(titles - sources)}"
