@@ -456,7 +456,9 @@ class CircleCIClient:
         page_model = models.Page[item_model]  # type: ignore[valid-type]
         seen_tokens: set[str] = set()
         token: str | None = None
+        pages = 0
         while True:
+            pages += 1
             page_params = params.set("page-token", token) if token else params
             data = await self._request(operation, "GET", path, params=page_params)
             page = _validate(operation, page_model.model_validate, data)
@@ -467,7 +469,8 @@ class CircleCIClient:
                 return
             if token in seen_tokens:
                 raise PaginationLoopError(
-                    operation, f"the API repeated a page token after {len(seen_tokens)} pages"
+                    operation,
+                    f"page {pages} repeated an earlier page token; stopped to avoid a loop",
                 )
             seen_tokens.add(token)
 
@@ -487,9 +490,15 @@ class CircleCIClient:
             if response is not None and response.is_success:
                 return self._json(operation, response)
             reason = _retry_reason(response, failure)
-            if reason is None or attempt >= self._max_retries:
+            if reason is None:
                 raise self._final_error(operation, response, failure, attempt + 1)
             wait = self._backoff.wait_for(response, attempt)
+            if reason == "429":
+                # A 429 is about the whole token, so every request waits, not only this one,
+                # even when this request has no retry left.
+                self._limiter.block_until(self._limiter.now() + wait)
+            if attempt >= self._max_retries:
+                raise self._final_error(operation, response, failure, attempt + 1)
             self._telemetry.count_retry(operation, reason)
             logger.warning(
                 "retrying CircleCI request",
@@ -500,10 +509,7 @@ class CircleCIClient:
                     "retry_in_seconds": round(wait, 3),
                 },
             )
-            if reason == "429":
-                # A 429 is about the whole token, so every request waits, not only this one.
-                self._limiter.block_until(self._limiter.now() + wait)
-            else:
+            if reason != "429":  # after a 429 the limiter holds this retry back with the others
                 await self._sleep(wait)
             attempt += 1
 
