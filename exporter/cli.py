@@ -1,0 +1,149 @@
+"""The `circleci-exporter` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from exporter import __version__
+from exporter.logs import configure_logging
+from exporter.settings import ConfigError, Settings, host_port, load_settings
+
+logger = logging.getLogger(__name__)
+
+# Flags in the Prometheus exporter style, and the settings key each one sets.
+_FLAGS = {
+    "web.listen-address": ("web", "listen_address", "host:port of the web server (:10027)"),
+    "web.telemetry-path": ("web", "telemetry_path", "path of the metrics (/metrics)"),
+    "log.level": ("log", "level", "debug, info, warning or error (info)"),
+    "log.format": ("log", "format", "logfmt or json (logfmt)"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="circleci-exporter",
+        description="Prometheus exporter for CircleCI: pipelines, workflows, jobs, tests "
+        "and Insights, served on /metrics.",
+        epilog="Environment: CIRCLECI_TOKEN or CIRCLECI_TOKEN_FILE, CIRCLECI_API_URL, "
+        "CIRCLECI_EXPORTER_CONFIG, and any setting as CIRCLECI_EXPORTER_<SECTION>__<KEY>.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="YAML config (env CIRCLECI_EXPORTER_CONFIG)"
+    )
+    for flag, (_, _, text) in _FLAGS.items():
+        parser.add_argument(f"--{flag}", dest=flag, metavar="VALUE", help=text)
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the config, print it with the token masked, and exit",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="watch a simulated CircleCI organisation (no token, no network)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    simulate = commands.add_parser("simulate", help="serve the simulated CircleCI API on its own")
+    simulate.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    simulate.add_argument("--projects", type=int, default=20, metavar="N")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="time compression (60: an hour in a minute)"
+    )
+    simulate.add_argument("--token", help="require this token (default: accept any)")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, dict[str, Any]] = {}
+    for flag, (section, key, _) in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _fail(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"circleci-exporter: {problem}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        return _simulate(args)
+    config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
+    try:
+        settings = load_settings(config_file, _overrides(args))
+        problems = [] if args.demo else _startup_problems(settings)
+    except ConfigError as err:
+        return _fail(err.problems)
+    if problems:
+        return _fail(problems)
+    if args.check_config:
+        print(settings.effective_yaml(), end="")
+        return 0
+    configure_logging(settings.log.level, settings.log.format)
+    try:
+        if args.demo:
+            from exporter.demo import run_demo
+
+            anyio.run(run_demo, settings)
+        else:
+            from exporter.service import run_exporter
+
+            anyio.run(run_exporter, settings)
+    except KeyboardInterrupt:
+        pass
+    except ConfigError as err:
+        return _fail(err.problems)
+    return 0
+
+
+def _path_from_env(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _startup_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.api.resolved_token() is None:
+        problems.append(
+            "api.token: no CircleCI token: set CIRCLECI_TOKEN or CIRCLECI_TOKEN_FILE "
+            "(or try --demo)"
+        )
+    if not settings.projects and not settings.orgs:
+        problems.append("projects: nothing to watch: list projects: or orgs: in the config")
+    return problems
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from exporter.simulator import SimConfig, serve
+
+    try:
+        host, port = host_port(args.listen)
+        config = SimConfig(
+            projects=args.projects, seed=args.seed, speed=args.speed, token=args.token
+        )
+    except ValueError as err:
+        return _fail([f"simulate: {err}"])
+    configure_logging("info", "logfmt")
+    try:
+        anyio.run(serve, config, host, port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

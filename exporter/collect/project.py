@@ -1,0 +1,246 @@
+"""Incremental polling of one project: pipelines → workflows → jobs → details and tests.
+
+The API budget is what this module economises (issue "Live collector"):
+- the pipeline list is read from the newest and paging stops at the first known pipeline;
+- a known pipeline is re-read (by id) only while it is unsettled;
+- a workflow's jobs are re-read only while the workflow is new or unfinished;
+- job details and test results are fetched once per completed job, and never again.
+A quiet project so costs one request per cycle: the first page of its pipeline list.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from exporter.circleci import CircleCIClient, models
+from exporter.collect import translate
+from exporter.collect.branches import BranchPolicy, Placement
+from exporter.settings import CollectSettings, Defaults
+from exporter.state import State
+from exporter.state.statuses import FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
+from exporter.state.updates import JobDetailsUpdate, JobUpdate
+
+logger = logging.getLogger(__name__)
+
+# A pipeline that still has no workflow this long after creation will not get one (e.g. every
+# workflow was filtered out): stop re-reading it.
+_NO_WORKFLOW_GRACE = 3600.0
+# How deep the branch-filtered history read goes for a branch whose last completed runs are
+# not in the recent history: 10 pages of 20 pipelines.
+_HISTORY_PIPELINES = 200
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A pipeline seen; `place` is None for one on a dropped branch (known, never read)."""
+
+    pipeline: models.Pipeline
+    place: Placement | None
+    settled: bool = False
+    finished_workflows: set[str] = field(default_factory=set)
+    finished_jobs: set[str] = field(default_factory=set)
+
+
+class ProjectCollector:
+    def __init__(
+        self,
+        slug: str,
+        rules: Defaults,
+        *,
+        client: CircleCIClient,
+        state: State,
+        settings: CollectSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.slug = slug
+        self.rules = rules
+        self.client = client
+        self.state = state
+        self.settings = settings
+        self.clock = clock
+        self.policy = BranchPolicy(rules, None)
+        self._project_read_at: float | None = None
+        self._pipelines: dict[str, _Tracked] = {}
+        self._floor = state.watch_start - settings.lookback
+        self._history_done = False
+        # Series whose newest completed run's jobs (and tests) the start-up read fetched.
+        self._history_jobs_read: set[tuple[str, str]] = set()
+        self._history_tests_read: set[tuple[str, str, str]] = set()
+        # (branch, workflow) of history whose failure streak reached a non-failure.
+        self._streak_known: set[tuple[str, str]] = set()
+        self._streak_seen: set[tuple[str, str]] = set()
+
+    async def cycle(self) -> None:
+        """One collection; raises CircleCIError when the API fails (nothing is lost: what was
+        not fully read is read again next cycle)."""
+        now = self.clock()
+        await self._refresh_project(now)
+        unsettled = [t for t in self._pipelines.values() if not t.settled]
+        new = await self._new_pipelines()
+        for pipeline in new:
+            await self._first_sight(pipeline)
+        for tracked in unsettled:
+            if tracked.place is not None:
+                await self._sync(tracked, tracked.place)
+        if not self._history_done:
+            await self._read_branch_history()
+            self._history_done = True
+        self._forget_settled(now)
+
+    async def _refresh_project(self, now: float) -> None:
+        if (
+            self._project_read_at is not None
+            and now - self._project_read_at < self.settings.project_refresh_interval
+        ):
+            return
+        project = await self.client.get_project(self.slug)
+        update = translate.project_update(self.slug, project)
+        self.state.apply(update)
+        self.policy = BranchPolicy(self.rules, update.default_branch or None)
+        self._project_read_at = now
+
+    async def _new_pipelines(self) -> list[models.Pipeline]:
+        new: list[models.Pipeline] = []
+        async for pipeline in self.client.iter_project_pipelines(self.slug):
+            if pipeline.id in self._pipelines or pipeline.created_at.timestamp() < self._floor:
+                break
+            new.append(pipeline)
+        return new
+
+    async def _first_sight(self, pipeline: models.Pipeline) -> None:
+        place = self.policy.place(pipeline.branch, pipeline.tag)
+        tracked = self._pipelines[pipeline.id] = _Tracked(pipeline, place, settled=place is None)
+        if place is not None:
+            self.state.apply(translate.pipeline_update(self.slug, pipeline, place))
+            await self._sync(tracked, place)
+
+    async def _sync(self, tracked: _Tracked, place: Placement) -> None:
+        """Read the pipeline's workflows and settle it once they have all finished."""
+        pipeline = tracked.pipeline
+        if pipeline.state == "errored":
+            tracked.settled = True  # a config error: no workflows will come
+            return
+        workflows = [w async for w in self.client.iter_pipeline_workflows(pipeline.id)]
+        for workflow in workflows:
+            if workflow.id in tracked.finished_workflows:
+                continue
+            await self._sync_workflow(tracked, place, workflow)
+        if workflows:
+            tracked.settled = len(tracked.finished_workflows) >= len(workflows)
+        else:
+            age = self.clock() - pipeline.created_at.timestamp()
+            tracked.settled = age > _NO_WORKFLOW_GRACE
+        if tracked.settled:
+            tracked.finished_workflows.clear()
+            tracked.finished_jobs.clear()
+
+    async def _sync_workflow(
+        self, tracked: _Tracked, place: Placement, workflow: models.Workflow
+    ) -> None:
+        update = translate.workflow_update(self.slug, workflow, place)
+        self.state.apply(update)
+        complete = update.status in WORKFLOW_TERMINAL
+        history = complete and (update.stopped_at or update.created_at) < self.state.watch_start
+        series = (place.label, workflow.name)
+        if history:
+            self._note_streak(series, update.status)
+        # Jobs of a run that finished before start-up only matter for the gauges of its series'
+        # newest run; nothing of a folded branch's history is ever shown.
+        if not history or (not place.folded and series not in self._history_jobs_read):
+            if history:
+                self._history_jobs_read.add(series)
+            await self._sync_jobs(tracked, place, workflow, history)
+        if complete:
+            tracked.finished_workflows.add(workflow.id)
+
+    async def _sync_jobs(
+        self, tracked: _Tracked, place: Placement, workflow: models.Workflow, history: bool
+    ) -> None:
+        async for job in self.client.iter_workflow_jobs(workflow.id):
+            # Approval jobs are not runs: they have no number, duration or tests (api-notes §2.6).
+            if job.type == "approval" or job.id in tracked.finished_jobs:
+                continue
+            update = translate.job_update(self.slug, workflow, job, place)
+            self.state.apply(update)
+            if update.status not in JOB_TERMINAL:
+                continue
+            if update.job_number is not None:
+                if not history:
+                    await self._fetch_queue_time(update)
+                await self._fetch_tests(update, history)
+            tracked.finished_jobs.add(job.id)
+
+    async def _fetch_queue_time(self, job: JobUpdate) -> None:
+        if not self.settings.job_details or job.job_number is None or job.started_at is None:
+            return
+        details = await self.client.get_job_details(self.slug, job.job_number)
+        if details.queued_at is None:
+            return
+        started = details.started_at.timestamp() if details.started_at else job.started_at
+        self.state.apply(
+            JobDetailsUpdate(
+                project=job.project,
+                branch=job.branch,
+                workflow=job.workflow,
+                job=job.job,
+                job_id=job.job_id,
+                queued_at=details.queued_at.timestamp(),
+                started_at=started,
+                folded=job.folded,
+            )
+        )
+
+    async def _fetch_tests(self, job: JobUpdate, history: bool) -> None:
+        # Test counts only feed a gauge of tracked branches: never fetched for folded ones,
+        # and from history only for each job's newest run.
+        if not self.settings.tests or job.folded or job.job_number is None:
+            return
+        series = (job.branch, job.workflow, job.job)
+        if history:
+            if series in self._history_tests_read:
+                return
+            self._history_tests_read.add(series)
+        results = [r async for r in self.client.iter_job_tests(self.slug, job.job_number)]
+        self.state.apply(translate.test_results_update(job, results))
+
+    def _note_streak(self, series: tuple[str, str], status: str) -> None:
+        self._streak_seen.add(series)
+        if status not in FAILURES:
+            self._streak_known.add(series)
+
+    def _branch_history_incomplete(self, branch: str) -> bool:
+        seen = [s for s in self._streak_seen if s[0] == branch]
+        return not seen or any(s not in self._streak_known for s in seen)
+
+    async def _read_branch_history(self) -> None:
+        """At start-up, read further back on each tracked branch whose recent history does not
+        show every workflow's last completed status and where its failure streak began."""
+        for branch in self.policy.literal_branches():
+            if not self._branch_history_incomplete(branch):
+                continue
+            read = 0
+            async for pipeline in self.client.iter_project_pipelines(self.slug, branch=branch):
+                read += 1
+                if read > _HISTORY_PIPELINES or not self._branch_history_incomplete(branch):
+                    break
+                if pipeline.id in self._pipelines:
+                    continue
+                place = self.policy.place(pipeline.branch, pipeline.tag)
+                if place is None:
+                    continue
+                tracked = self._pipelines[pipeline.id] = _Tracked(pipeline, place)
+                await self._sync(tracked, place)
+
+    def _forget_settled(self, now: float) -> None:
+        """Settled pipelines older than the TTL can no longer reach the top of the list."""
+        horizon = now - self.settings.series_ttl
+        self._floor = max(self._floor, horizon)
+        for pipeline_id in [
+            pid
+            for pid, t in self._pipelines.items()
+            if t.settled and t.pipeline.created_at.timestamp() < horizon
+        ]:
+            del self._pipelines[pipeline_id]

@@ -1,0 +1,5 @@
+"""Snapshot → Prometheus exposition."""
+
+from exporter.metrics.exposition import Rendered, render
+
+__all__ = ["Rendered", "render"]

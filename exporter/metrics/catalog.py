@@ -1,0 +1,109 @@
+"""Every metric family the exporter exposes: the one list that the exposition, docs/metrics.md
+and the tests read, so the three never drift. Contract: ../shared/design/metrics.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["gauge", "counter", "histogram", "stateset", "info"]
+Source = Literal["live", "insights", "exporter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+    source: Source
+
+    @property
+    def prometheus_type(self) -> str:
+        """The exposition TYPE: state sets and info metrics are gauges in the text format."""
+        return "gauge" if self.kind in ("stateset", "info") else self.kind
+
+
+_P = ("project",)
+_PB = ("project", "branch")
+_PBW = ("project", "branch", "workflow")
+_PBWJ = ("project", "branch", "workflow", "job")
+_LIVE = "(live: polling and webhooks)"
+
+LIVE = (
+    Family("circleci_project_info", "info", ("project", "organization", "name", "url"),
+           f"One series per tracked project; url is its page on app.circleci.com {_LIVE}.", "live"),
+    Family("circleci_project_default_branch_info", "info", _PB,
+           f"The project's default branch, for joins on(project, branch) {_LIVE}.", "live"),
+    Family("circleci_pipelines_total", "counter", (*_PB, "trigger"),
+           f"Pipelines created while the exporter watched, by trigger type {_LIVE}.", "live"),
+    Family("circleci_pipeline_errors_total", "counter", (*_PB, "type"),
+           f"Errored pipelines (e.g. config errors), by error type {_LIVE}.", "live"),
+    Family("circleci_workflow_runs_total", "counter", (*_PBW, "status"),
+           f"Completed workflow runs, by terminal status, each counted once {_LIVE}.", "live"),
+    Family("circleci_workflow_duration_seconds", "histogram", (*_PBW, "status"),
+           f"stopped_at - created_at of completed workflow runs {_LIVE}.", "live"),
+    Family("circleci_workflow_status", "stateset", (*_PBW, "status"),
+           f"1 for the status of the most recent run, 0 for the others {_LIVE}.", "live"),
+    Family("circleci_workflow_last_completed_status", "stateset", (*_PBW, "status"),
+           f"1 for the terminal status of the most recent completed run {_LIVE}.", "live"),
+    Family("circleci_workflow_last_completed_timestamp_seconds", "gauge", _PBW,
+           f"stopped_at of the most recent completed run {_LIVE}.", "live"),
+    Family("circleci_workflow_last_completed_duration_seconds", "gauge", _PBW,
+           f"Duration of the most recent completed run {_LIVE}.", "live"),
+    Family("circleci_workflow_consecutive_failures", "gauge", _PBW,
+           f"Completed runs in a row, newest first, that failed or errored {_LIVE}.", "live"),
+    Family("circleci_workflow_runs_in_progress", "gauge", (*_PBW, "status"),
+           f"Runs now running, failing or on_hold {_LIVE}.", "live"),
+    Family("circleci_workflow_on_hold_since_timestamp_seconds", "gauge", _PBW,
+           f"created_at of the oldest run waiting on an approval {_LIVE}.", "live"),
+    Family("circleci_workflow_last_run_info", "info",
+           (*_PBW, "pipeline_number", "workflow_id", "status", "url"),
+           f"The most recent run; url is its workflow page on app.circleci.com {_LIVE}.", "live"),
+    Family("circleci_job_runs_total", "counter", (*_PBWJ, "status"),
+           f"Completed jobs (approvals excluded), by terminal status {_LIVE}.", "live"),
+    Family("circleci_job_duration_seconds", "histogram", (*_PBWJ, "status"),
+           f"stopped_at - started_at of completed jobs {_LIVE}.", "live"),
+    Family("circleci_job_queued_seconds", "histogram", _PBWJ,
+           f"started_at - queued_at of completed jobs, from the job details {_LIVE}.", "live"),
+    Family("circleci_job_last_completed_status", "stateset", (*_PBWJ, "status"),
+           f"1 for the terminal status of the most recent completed job run {_LIVE}.", "live"),
+    Family("circleci_job_last_completed_duration_seconds", "gauge", _PBWJ,
+           f"Duration of the most recent completed job run {_LIVE}.", "live"),
+    Family("circleci_job_last_tests", "gauge", (*_PBWJ, "result"),
+           f"Test results of the most recent completed run that reported tests {_LIVE}.", "live"),
+    Family("circleci_job_last_run_info", "info", (*_PBWJ, "job_number", "status", "url"),
+           f"The most recent job run; url is its job page on app.circleci.com {_LIVE}.", "live"),
+)  # fmt: skip
+
+EXPORTER = (
+    Family("circleci_exporter_build_info", "info", ("version", "python_version"),
+           "The exporter's version.", "exporter"),
+    Family("circleci_up", "gauge", _P,
+           "1 when the last live collection of the project succeeded, else 0.", "exporter"),
+    Family("circleci_exporter_last_success_timestamp_seconds", "gauge", ("project", "collector"),
+           "Time of the last successful collection per project and collector.", "exporter"),
+    Family("circleci_exporter_collect_errors_total", "counter", ("project", "collector"),
+           "Failed collections per project and collector.", "exporter"),
+    Family("circleci_exporter_collect_interval_seconds", "gauge", ("collector",),
+           "The configured interval of each collector.", "exporter"),
+    Family("circleci_exporter_series", "gauge", (),
+           "Series in the last snapshot of the CircleCI data.", "exporter"),
+    Family("circleci_exporter_snapshot_timestamp_seconds", "gauge", (),
+           "When the metrics served were last rebuilt from the state.", "exporter"),
+)  # fmt: skip
+
+# Families kept in the process registry (exporter.web.telemetry), updated as things happen.
+PROCESS = (
+    Family("circleci_exporter_api_requests_total", "counter", ("endpoint", "code"),
+           "CircleCI API requests by operation and HTTP status (or error).", "exporter"),
+    Family("circleci_exporter_api_request_duration_seconds", "histogram", ("endpoint",),
+           "CircleCI API request latency by operation.", "exporter"),
+    Family("circleci_exporter_api_retries_total", "counter", ("endpoint", "reason"),
+           "CircleCI API requests retried, by operation and reason.", "exporter"),
+    Family("circleci_exporter_collect_duration_seconds", "histogram", ("collector",),
+           "Duration of one collection cycle of one project.", "exporter"),
+)  # fmt: skip
+
+ALL = LIVE + EXPORTER + PROCESS
+BY_NAME = {f.name: f for f in ALL}

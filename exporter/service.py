@@ -1,0 +1,89 @@
+"""Wires the layers together and runs them: client → collectors → state → publisher → web."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.collect.live import LiveCollector
+from exporter.collect.telemetry import CollectTelemetry
+from exporter.settings import Settings, host_port
+from exporter.state import Buckets, State
+from exporter.web.app import create_app
+from exporter.web.publisher import Publisher
+
+logger = logging.getLogger(__name__)
+
+
+def _buckets(settings: Settings) -> Buckets:
+    m = settings.metrics
+    return Buckets(
+        workflow_duration=tuple(m.workflow_duration_buckets),
+        job_duration=tuple(m.job_duration_buckets),
+        queue=tuple(m.queue_buckets),
+    )
+
+
+async def run_exporter(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Run until cancelled or until the web server is asked to stop (SIGINT, SIGTERM)."""
+    registry = CollectorRegistry(auto_describe=False)
+    limiter = RateLimiter(
+        settings.api.requests_per_second, settings.api.burst, settings.api.max_concurrency
+    )
+    state = State(
+        watch_start=time.time(), buckets=_buckets(settings), series_ttl=settings.collect.series_ttl
+    )
+    intervals = {"live": settings.collect.interval}
+    publisher = Publisher(state, intervals, min_gap=min(1.0, settings.collect.interval))
+    async with CircleCIClient(
+        settings.api.url,
+        settings.api.resolved_token(),
+        limiter=limiter,
+        telemetry=ApiTelemetry(registry),
+        timeout=settings.api.timeout,
+        max_retries=settings.api.max_retries,
+        transport=transport,
+    ) as client:
+        live = LiveCollector(
+            settings,
+            client=client,
+            state=state,
+            on_cycle=publisher.request,
+            telemetry=CollectTelemetry(registry),
+        )
+        app = create_app(
+            publisher=publisher,
+            registry=registry,
+            ready=lambda: live.ready,
+            telemetry_path=settings.web.telemetry_path,
+        )
+        host, port = host_port(settings.web.listen_address)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+        )
+        logger.info(
+            "starting",
+            extra={
+                "listen_address": settings.web.listen_address,
+                "projects": len(settings.projects),
+                "orgs": len(settings.orgs),
+                "api_url": settings.api.url,
+            },
+        )
+        async with anyio.create_task_group() as tg:
+
+            async def serve_then_stop() -> None:
+                await server.serve()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(serve_then_stop)
+            tg.start_soon(live.run)
+            tg.start_soon(publisher.run)

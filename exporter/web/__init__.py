@@ -1,0 +1,1 @@
+"""The exporter's web server: /metrics, health, the landing page."""

@@ -1,0 +1,84 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from exporter import __version__
+from exporter.metrics.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    render_process,
+)
+from exporter.web.publisher import Publisher
+
+
+def create_app(
+    *,
+    publisher: Publisher,
+    registry: CollectorRegistry,
+    ready: Callable[[], bool],
+    telemetry_path: str = "/metrics",
+) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        rendered = publisher.rendered
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            body = rendered.openmetrics + render_process(registry, fmt_openmetrics=True)
+            return Response(body, media_type=OPENMETRICS_CONTENT_TYPE)
+        body = rendered.text + render_process(registry, fmt_openmetrics=False)
+        return Response(body, media_type=TEXT_CONTENT_TYPE)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        if ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("first collection not finished\n", status_code=503)
+
+    async def landing(_: Request) -> Response:
+        return HTMLResponse(_landing_page(publisher, telemetry_path))
+
+    return Starlette(
+        routes=[
+            Route(telemetry_path, metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/", landing),
+        ]
+    )
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _landing_page(publisher: Publisher, telemetry_path: str) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(project)}</td><td>{html.escape(collector)}</td>"
+        f"<td>{'up' if row.up else 'down'}</td><td>{_when(row.last_success)}</td>"
+        f"<td>{html.escape(row.last_error or '')}</td></tr>"
+        for (project, collector), row in sorted(publisher.snapshot.collections.items())
+    )
+    path = html.escape(telemetry_path)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>CircleCI exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
+</head><body>
+<h1>CircleCI exporter</h1>
+<p>Ocean CI exporter {html.escape(__version__)} &middot; <a href="{path}">Metrics</a>
+&middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
+<table><tr><th>Project</th><th>Collector</th><th>State</th><th>Last success</th>
+<th>Last error</th></tr>{rows}</table>
+</body></html>
+"""

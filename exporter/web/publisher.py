@@ -1,0 +1,61 @@
+"""Keeps the rendered exposition of the latest snapshot, so that a scrape is a memory copy.
+
+Collectors call `request()` after a cycle; the publisher snapshots the state (on the event
+loop, where the state lives) and renders it in a worker thread, at most once per
+`min_gap` seconds however many projects finish their cycles.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import anyio
+
+from exporter.metrics import Rendered, render
+from exporter.state import Snapshot, State
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher:
+    def __init__(
+        self,
+        state: State,
+        intervals: Mapping[str, float],
+        *,
+        min_gap: float = 1.0,
+        expire_every: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.intervals = dict(intervals)
+        self.min_gap = min_gap
+        self.expire_every = expire_every
+        self.clock = clock
+        self._wanted = anyio.Event()
+        self._expired_at = 0.0
+        self.snapshot: Snapshot = state.snapshot(clock())
+        self.rendered: Rendered = render(self.snapshot, self.intervals)
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    async def publish_now(self) -> None:
+        now = self.clock()
+        if now - self._expired_at >= self.expire_every:
+            removed = self.state.expire(now)
+            self._expired_at = now
+            if removed:
+                logger.info("removed stale series", extra={"keys": removed})
+        snapshot = self.state.snapshot(now)
+        self.rendered = await anyio.to_thread.run_sync(render, snapshot, self.intervals)
+        self.snapshot = snapshot
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted = anyio.Event()
+            await self.publish_now()
+            await anyio.sleep(self.min_gap)
