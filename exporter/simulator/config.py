@@ -1,0 +1,60 @@
+"""Settings of a simulated CircleCI organisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+FlakyTestsCasing = Literal["snake", "kebab"]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """What the fake organisation looks like and how the fake API behaves.
+
+    Durations in the world (`history`, run times, arrival gaps, the 90-day retention) are in world
+    time; `speed` divides every one of them, so speed 60 turns a 10-minute workflow into 10 s and
+    seven days of history into 2.8 hours.
+    """
+
+    projects: int = 20
+    seed: int = 1
+    speed: float = 1.0
+    history: timedelta | float = timedelta(days=7)
+    token: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_duplicate_ratio: float = 0.05
+    webhook_reorder_ratio: float = 0.05
+    flaky_tests_casing: FlakyTestsCasing = "snake"
+
+    def __post_init__(self) -> None:
+        if self.projects < 1:
+            raise ValueError(f"projects must be at least 1, got {self.projects}")
+        if self.speed <= 0:
+            raise ValueError(f"speed must be positive, got {self.speed}")
+        if self.history_seconds < 0:
+            raise ValueError(f"history must not be negative, got {self.history}")
+        for name in ("webhook_duplicate_ratio", "webhook_reorder_ratio"):
+            ratio = getattr(self, name)
+            if not 0.0 <= ratio <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {ratio}")
+        if self.flaky_tests_casing not in ("snake", "kebab"):
+            raise ValueError(
+                f"flaky_tests_casing must be 'snake' or 'kebab', got {self.flaky_tests_casing!r}"
+            )
+
+    @property
+    def history_seconds(self) -> float:
+        if isinstance(self.history, timedelta):
+            return self.history.total_seconds()
+        return float(self.history)
+
+    def __repr__(self) -> str:
+        # The token and the webhook secret are credentials: never print them.
+        return (
+            f"SimConfig(projects={self.projects}, seed={self.seed}, speed={self.speed}, "
+            f"history={self.history_seconds}s, token={'set' if self.token else None}, "
+            f"webhook_url={self.webhook_url!r}, flaky_tests_casing={self.flaky_tests_casing!r})"
+        )
