@@ -33,7 +33,9 @@ def _values_for(dashboard_uid: str) -> dict[str, str]:
     values = dict(GRAFANA_INTERVALS)
     for variable in label_values_variables(DASHBOARDS[dashboard_uid]):
         values[variable.name] = (
-            variable.all_value if variable.multi else PLACEHOLDERS[variable.name]
+            variable.all_value
+            if variable.multi and variable.all_value
+            else PLACEHOLDERS[variable.name]
         )
     return values
 
