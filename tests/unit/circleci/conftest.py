@@ -62,19 +62,24 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
+def telemetry(registry: CollectorRegistry) -> ApiTelemetry:
+    return ApiTelemetry(registry)
+
+
+@pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=API_ROOT, assert_all_called=False) as router:
         yield router
 
 
 @pytest.fixture
-def make_client(clock: FakeClock, registry: CollectorRegistry) -> Callable[..., CircleCIClient]:
+def make_client(clock: FakeClock, telemetry: ApiTelemetry) -> Callable[..., CircleCIClient]:
     """A client on the fake clock with a generous limiter, so only retries ever wait."""
 
     def _make(**overrides: Any) -> CircleCIClient:
         options: dict[str, Any] = {
             "limiter": RateLimiter(1000.0, 1000, 16, clock=clock, sleep=clock.sleep),
-            "telemetry": ApiTelemetry(registry),
+            "telemetry": telemetry,
             "max_retries": 3,
             "backoff": Backoff(base=1.0, cap=30.0, rng=random.Random(1234)),
             "sleep": clock.sleep,
