@@ -13,7 +13,13 @@ import anyio
 
 from exporter import __version__
 from exporter.logs import configure_logging
-from exporter.settings import ConfigError, Settings, host_port, load_settings
+from exporter.settings import (
+    ConfigError,
+    Settings,
+    host_port,
+    load_settings,
+    warn_about_abusive_intervals,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(err.problems)
     if problems:
         return _fail(problems)
+    # Logging is configured before the interval check so its warning comes out in the
+    # configured format, also under --check-config (stderr; the YAML goes to stdout).
+    configure_logging(settings.log.level, settings.log.format)
+    warn_about_abusive_intervals(settings)
     if args.check_config:
         print(settings.effective_yaml(), end="")
         return 0
-    configure_logging(settings.log.level, settings.log.format)
     try:
         if args.demo:
             from exporter.demo import run_demo

@@ -31,6 +31,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from exporter.durations import format_duration, parse_duration
@@ -158,6 +159,10 @@ class ApiSettings(_Section):
             raise ConfigError(
                 [f"api.token_file: cannot read {str(self.token_file)!r}: {err.strerror}"]
             ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                [f"api.token_file: {str(self.token_file)!r} is not UTF-8 text"]
+            ) from None
         if not text:
             raise ConfigError([f"api.token_file: {str(self.token_file)!r} is empty"])
         return SecretStr(text)
@@ -264,6 +269,8 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
             data = yaml.safe_load(self.path.read_text())
         except OSError as err:
             raise ConfigError([f"{self.path}: cannot read: {err.strerror}"]) from None
+        except UnicodeDecodeError:
+            raise ConfigError([f"{self.path}: not UTF-8 text"]) from None
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             line = f" line {where.line + 1}" if where is not None else ""
@@ -271,7 +278,8 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
             raise ConfigError([f"{self.path}:{line}: {problem}"]) from None
         if data is None:
             return {}
-        if not isinstance(data, dict):
+        # Non-string keys would reach Settings(**data) and fail with a bare TypeError.
+        if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
             raise ConfigError([f"{self.path}: the top level must be a mapping of sections"])
         return data
 
@@ -377,14 +385,17 @@ def load_settings(config_file: Path | None, overrides: dict[str, Any] | None = N
         settings = Settings(**(overrides or {}))
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors()]) from None
+    except SettingsError as err:
+        # pydantic-settings raises this when a list or section in the environment is not JSON.
+        raise ConfigError([f"environment: {err}; lists and sections must be JSON"]) from None
     finally:
         _config_file_for_load = None
-    _warn_about_abusive_intervals(settings)
     return settings
 
 
 def _describe(error: Any) -> str:
-    path = ".".join(str(p) for p in error["loc"]) or "config"
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+    path = path.removeprefix(".")
     if error["type"] == "extra_forbidden":
         known = _known_keys(error["loc"][:-1])
         guess = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
@@ -393,7 +404,8 @@ def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
         message = "required"
-    return f"{path}: {message}"
+    # Whole-model checks (duplicate projects) have no location; their message names the key.
+    return f"{path}: {message}" if path else message
 
 
 def _known_keys(parent: tuple[Any, ...]) -> list[str]:
@@ -406,7 +418,8 @@ def _known_keys(parent: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
-def _warn_about_abusive_intervals(settings: Settings) -> None:
+def warn_about_abusive_intervals(settings: Settings) -> None:
+    """Log a warning for each interval that would poll circleci.com too often."""
     if not settings.api.url.startswith("https://circleci.com"):
         return
     for name, gentle in _GENTLE_INTERVAL.items():
