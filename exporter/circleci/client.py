@@ -21,6 +21,7 @@ from exporter import __version__
 from exporter.circleci import models, slugs
 from exporter.circleci.errors import (
     ApiStatusError,
+    CircleCIError,
     ForbiddenError,
     MalformedResponseError,
     NotFoundError,
@@ -536,7 +537,7 @@ class CircleCIClient:
                         "method": method,
                         "path": path,
                         "attempt": attempt + 1,
-                        "error": type(exc).__name__,
+                        "error_type": type(exc).__name__,
                         "duration_seconds": round(elapsed, 3),
                     },
                 )
@@ -571,7 +572,7 @@ class CircleCIClient:
         response: httpx.Response | None,
         failure: httpx.TransportError | None,
         attempts: int,
-    ) -> Exception:
+    ) -> CircleCIError:
         if response is None:
             cause = self._one_line(str(failure)) or type(failure).__name__
             return TransportFailedError(
