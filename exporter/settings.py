@@ -69,18 +69,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BranchRules(_Section):
-    """Which branches of a project are tracked."""
+_BRANCHES_HELP = '"default" (the project\'s default branch) and glob patterns.'
+_OTHER_BRANCHES_HELP = 'Branches outside `branches`: dropped, or counted as branch="other".'
+_TAGS_HELP = "Track tag pipelines too."
 
-    branches: list[str] | None = Field(
-        default=None,
-        description='"default" (the project\'s default branch) and glob patterns.',
-    )
+
+class BranchRules(_Section):
+    """Which branches of a project are tracked; unset rules fall back to `defaults`."""
+
+    branches: list[str] | None = Field(default=None, description=_BRANCHES_HELP)
     other_branches: Literal["drop", "fold"] | None = Field(
-        default=None,
-        description='Branches outside `branches`: dropped, or counted as branch="other".',
+        default=None, description=_OTHER_BRANCHES_HELP
     )
-    tags: bool | None = Field(default=None, description="Track tag pipelines too.")
+    tags: bool | None = Field(default=None, description=_TAGS_HELP)
 
 
 class ProjectSettings(BranchRules):
@@ -118,12 +119,16 @@ class OrgSettings(BranchRules):
 class Defaults(_Section):
     """Branch rules for every project that does not set its own."""
 
-    branches: list[str] = ["default"]
-    other_branches: Literal["drop", "fold"] = "drop"
-    tags: bool = False
+    branches: list[str] = Field(default=["default"], description=_BRANCHES_HELP)
+    other_branches: Literal["drop", "fold"] = Field(
+        default="drop", description=_OTHER_BRANCHES_HELP
+    )
+    tags: bool = Field(default=False, description=_TAGS_HELP)
 
 
 class ApiSettings(_Section):
+    """How the exporter talks to the CircleCI API."""
+
     url: str = Field(
         default="https://circleci.com/api",
         description="API root; v2 lives under /v2, v1.1 under /v1.1. Env CIRCLECI_API_URL.",
@@ -169,6 +174,8 @@ class ApiSettings(_Section):
 
 
 class CollectSettings(_Section):
+    """What is polled, and how often."""
+
     interval: Duration = Field(default=30.0, description="Live polling interval.")
     insights_interval: Duration = Field(default=900.0, description="Insights polling interval.")
     insights_window: InsightsWindow = Field(
@@ -194,19 +201,28 @@ class CollectSettings(_Section):
 
 
 class InsightsSettings(_Section):
-    enabled: bool = True
+    """The Insights metrics (success rates, flaky tests, slowest tests)."""
+
+    enabled: bool = Field(default=True, description="Poll the Insights endpoints.")
     top_tests: int = Field(default=20, ge=0, description="Test series per workflow, highest first.")
     top_flaky_tests: int = Field(default=50, ge=0, description="Flaky tests per project.")
 
 
 class MetricsSettings(_Section):
-    workflow_duration_buckets: list[float] = [
-        10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800,
-    ]  # fmt: skip
-    job_duration_buckets: list[float] = [
-        10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800,
-    ]  # fmt: skip
-    queue_buckets: list[float] = [1, 5, 10, 30, 60, 120, 300, 600, 1800]
+    """Histogram buckets, in seconds."""
+
+    workflow_duration_buckets: list[float] = Field(
+        default=[10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800],
+        description="Buckets of circleci_workflow_duration_seconds.",
+    )
+    job_duration_buckets: list[float] = Field(
+        default=[10, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800],
+        description="Buckets of circleci_job_duration_seconds.",
+    )
+    queue_buckets: list[float] = Field(
+        default=[1, 5, 10, 30, 60, 120, 300, 600, 1800],
+        description="Buckets of circleci_job_queued_seconds.",
+    )
 
     @field_validator("workflow_duration_buckets", "job_duration_buckets", "queue_buckets")
     @classmethod
@@ -217,6 +233,8 @@ class MetricsSettings(_Section):
 
 
 class WebSettings(_Section):
+    """The HTTP server that serves the metrics."""
+
     listen_address: str = Field(default=":10027", description="host:port of the web server.")
     telemetry_path: str = Field(default="/metrics", description="Path of the metrics.")
 
@@ -235,8 +253,12 @@ class WebSettings(_Section):
 
 
 class LogSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["logfmt", "json"] = "logfmt"
+    """Structured logs on stderr."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+    format: Literal["logfmt", "json"] = Field(default="logfmt", description="Line format.")
 
     @field_validator("level", "format", mode="before")
     @classmethod
