@@ -11,10 +11,12 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings, host_port
 from exporter.state import Buckets, State
+from exporter.state.insights import InsightsStore
 from exporter.web.app import create_app
 from exporter.web.publisher import Publisher
 
@@ -42,7 +44,12 @@ async def run_exporter(
         watch_start=time.time(), buckets=_buckets(settings), series_ttl=settings.collect.series_ttl
     )
     intervals = {"live": settings.collect.interval}
-    publisher = Publisher(state, intervals, min_gap=min(1.0, settings.collect.interval))
+    insights_store = InsightsStore() if settings.insights.enabled else None
+    if insights_store is not None:
+        intervals["insights"] = settings.collect.insights_interval
+    publisher = Publisher(
+        state, intervals, insights=insights_store, min_gap=min(1.0, settings.collect.interval)
+    )
     async with CircleCIClient(
         settings.api.url,
         settings.api.resolved_token(),
@@ -52,12 +59,13 @@ async def run_exporter(
         max_retries=settings.api.max_retries,
         transport=transport,
     ) as client:
+        collect_telemetry = CollectTelemetry(registry)
         live = LiveCollector(
             settings,
             client=client,
             state=state,
             on_cycle=publisher.request,
-            telemetry=CollectTelemetry(registry),
+            telemetry=collect_telemetry,
         )
         app = create_app(
             publisher=publisher,
@@ -86,4 +94,15 @@ async def run_exporter(
 
             tg.start_soon(serve_then_stop)
             tg.start_soon(live.run)
+            if insights_store is not None:
+                insights = InsightsCollector(
+                    settings,
+                    client=client,
+                    state=state,
+                    store=insights_store,
+                    tracked=lambda: {s: p.policy for s, p in live.projects.items()},
+                    on_sweep=publisher.request,
+                    telemetry=collect_telemetry,
+                )
+                tg.start_soon(insights.run)
             tg.start_soon(publisher.run)

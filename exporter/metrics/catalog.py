@@ -76,6 +76,77 @@ LIVE = (
            f"The most recent job run; url is its job page on app.circleci.com {_LIVE}.", "live"),
 )  # fmt: skip
 
+_W = ("window",)
+_IW = "(Insights API; window label = reporting window)"
+_IT = "(Insights API, last 10 runs)"
+_IN = "(Insights API)"
+
+
+def _run_families(level: str, labels: tuple[str, ...], what: str) -> tuple[Family, ...]:
+    """The run counts Insights gives for both workflows and jobs."""
+    prefix = f"circleci_insights_{level}"
+    return (
+        Family(f"{prefix}_runs", "gauge", labels, f"Runs of the {what} {_IW}.", "insights"),
+        Family(f"{prefix}_successful_runs", "gauge", labels,
+               f"Successful runs of the {what} {_IW}.", "insights"),
+        Family(f"{prefix}_failed_runs", "gauge", labels,
+               f"Failed runs of the {what} {_IW}.", "insights"),
+        Family(f"{prefix}_success_rate", "gauge", labels,
+               f"Successful / (all - cancelled) runs of the {what}, 0..1 {_IW}.", "insights"),
+        Family(f"{prefix}_throughput_per_day", "gauge", labels,
+               f"Runs per day of the {what} {_IW}.", "insights"),
+        Family(f"{prefix}_credits_used", "gauge", labels,
+               f"Credits used by the {what}, not billing-grade {_IW}.", "insights"),
+        Family(f"{prefix}_duration_seconds", "gauge", (*labels, "stat"),
+               f"Run duration statistics of the {what} (min, mean, median, p95, max, stddev) "
+               f"{_IW}.", "insights"),
+    )  # fmt: skip
+
+
+INSIGHTS = (
+    *_run_families("workflow", (*_PBW, *_W), "workflow"),
+    Family("circleci_insights_workflow_mttr_seconds", "gauge", (*_PBW, *_W),
+           f"Mean time to recovery of the workflow; absent without failures {_IW}.", "insights"),
+    Family("circleci_insights_workflow_trend", "gauge", (*_PBW, "metric"),
+           "Ratio current/prior of a workflow summary metric, 1 = no change, -1 = infinite "
+           "(Insights API, workflow summary window).", "insights"),
+    *_run_families("job", (*_PBWJ, *_W), "job in the workflow"),
+    Family("circleci_insights_flaky_tests", "gauge", _P,
+           f"Flaky tests of the project (passed and failed in the same commit) {_IN}.",
+           "insights"),
+    Family("circleci_insights_flaky_test_times_flaked", "gauge",
+           ("project", "workflow", "job", "test", "classname"),
+           f"Times each of the project's top flaky tests flaked {_IN}.", "insights"),
+    Family("circleci_insights_test_runs", "gauge", _PBW,
+           f"Test runs of the workflow {_IT}.", "insights"),
+    Family("circleci_insights_test_failed_runs", "gauge", (*_PBWJ, "test", "classname"),
+           f"Failed runs of the workflow's most failed tests, top N {_IT}.", "insights"),
+    Family("circleci_insights_test_p95_duration_seconds", "gauge", (*_PBWJ, "test", "classname"),
+           f"p95 duration of the workflow's slowest tests, top N {_IT}.", "insights"),
+    Family("circleci_insights_org_runs", "gauge", ("org", *_W),
+           f"Workflow runs in the org {_IW}.", "insights"),
+    Family("circleci_insights_org_success_rate", "gauge", ("org", *_W),
+           f"Success rate of the org's workflow runs, 0..1 {_IW}.", "insights"),
+    Family("circleci_insights_org_throughput_per_day", "gauge", ("org", *_W),
+           f"Workflow runs per day in the org {_IW}.", "insights"),
+    Family("circleci_insights_org_credits_used", "gauge", ("org", *_W),
+           f"Credits used by the org, not billing-grade {_IW}.", "insights"),
+    Family("circleci_insights_org_duration_seconds_total", "gauge", ("org", *_W),
+           f"Summed duration of the org's workflow runs {_IW}.", "insights"),
+    Family("circleci_insights_project_runs", "gauge", ("org", "project", *_W),
+           f"Workflow runs of the project, from the org summary {_IW}.", "insights"),
+    Family("circleci_insights_project_success_rate", "gauge", ("org", "project", *_W),
+           f"Success rate of the project's workflow runs, 0..1, from the org summary {_IW}.",
+           "insights"),
+    Family("circleci_insights_project_credits_used", "gauge", ("org", "project", *_W),
+           f"Credits used by the project, from the org summary {_IW}.", "insights"),
+    Family("circleci_insights_project_duration_seconds_total", "gauge", ("org", "project", *_W),
+           f"Summed duration of the project's workflow runs, from the org summary {_IW}.",
+           "insights"),
+    Family("circleci_insights_branches", "gauge", _P,
+           f"Branches Insights knows for the project (at most 5000) {_IN}.", "insights"),
+)  # fmt: skip
+
 EXPORTER = (
     Family("circleci_exporter_build_info", "info", ("version", "python_version"),
            "The exporter's version.", "exporter"),
@@ -105,5 +176,5 @@ PROCESS = (
            "Duration of one collection cycle of one project.", "exporter"),
 )  # fmt: skip
 
-ALL = LIVE + EXPORTER + PROCESS
+ALL = LIVE + INSIGHTS + EXPORTER + PROCESS
 BY_NAME = {f.name: f for f in ALL}

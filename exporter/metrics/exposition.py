@@ -11,7 +11,9 @@ from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter.metrics.builder import FamilyBuilder
 from exporter.metrics.exporter import exporter_families
+from exporter.metrics.insights import insights_families
 from exporter.metrics.live import live_families
+from exporter.state.insights import InsightsSnapshot
 from exporter.state.snapshot import Snapshot
 
 TEXT_CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
@@ -39,13 +41,21 @@ class Rendered:
     series: int
 
 
-def _families(snapshot: Snapshot, intervals: Mapping[str, float]) -> Iterator[Metric]:
+def _families(
+    snapshot: Snapshot, intervals: Mapping[str, float], insights: InsightsSnapshot | None
+) -> Iterator[Metric]:
     yield from live_families(snapshot)
+    if insights is not None:
+        yield from insights_families(insights)
     yield from exporter_families(snapshot, intervals)
 
 
-def render(snapshot: Snapshot, intervals: Mapping[str, float]) -> Rendered:
-    families = [f for f in _families(snapshot, intervals) if f.samples]
+def render(
+    snapshot: Snapshot,
+    intervals: Mapping[str, float],
+    insights: InsightsSnapshot | None = None,
+) -> Rendered:
+    families = [f for f in _families(snapshot, intervals, insights) if f.samples]
     series = sum(len(f.samples) for f in families)
     count = FamilyBuilder("circleci_exporter_series")
     count.add((), float(series))

@@ -15,6 +15,7 @@ import anyio
 
 from exporter.metrics import Rendered, render
 from exporter.state import Snapshot, State
+from exporter.state.insights import InsightsSnapshot, InsightsStore
 
 logger = logging.getLogger(__name__)
 
@@ -25,19 +26,21 @@ class Publisher:
         state: State,
         intervals: Mapping[str, float],
         *,
+        insights: InsightsStore | None = None,
         min_gap: float = 1.0,
         expire_every: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state = state
         self.intervals = dict(intervals)
+        self.insights = insights
         self.min_gap = min_gap
         self.expire_every = expire_every
         self.clock = clock
         self._wanted = anyio.Event()
         self._expired_at = 0.0
         self.snapshot: Snapshot = state.snapshot(clock())
-        self.rendered: Rendered = render(self.snapshot, self.intervals)
+        self.rendered: Rendered = render(self.snapshot, self.intervals, self._insights())
 
     def request(self) -> None:
         self._wanted.set()
@@ -50,8 +53,13 @@ class Publisher:
             if removed:
                 logger.info("removed stale series", extra={"keys": removed})
         snapshot = self.state.snapshot(now)
-        self.rendered = await anyio.to_thread.run_sync(render, snapshot, self.intervals)
+        self.rendered = await anyio.to_thread.run_sync(
+            render, snapshot, self.intervals, self._insights()
+        )
         self.snapshot = snapshot
+
+    def _insights(self) -> InsightsSnapshot | None:
+        return None if self.insights is None else self.insights.snapshot()
 
     async def run(self) -> None:
         while True:

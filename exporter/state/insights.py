@@ -1,0 +1,116 @@
+"""The latest Insights values, per project and per org, as the Insights collector last read them.
+
+Insights are aggregates CircleCI recomputes about daily, so nothing here accumulates: each
+successful sweep of a project (or org) replaces everything known about it, and a failed sweep
+leaves the previous values in place. Keys are label-value tuples in the order the comments say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any
+
+
+def _freeze_mappings(obj: Any) -> None:
+    """Give a frozen dataclass read-only copies of its mappings, so no caller can change them."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Mapping):
+            object.__setattr__(obj, f.name, MappingProxyType(dict(value)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """Run counts of a workflow or job over the reporting window."""
+
+    runs: int
+    successful_runs: int
+    failed_runs: int
+    success_rate: float
+    throughput_per_day: float
+    credits_used: float | None
+    # stat (min, mean, median, p95, max, stddev) → seconds; stats the API left out are absent
+    durations: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        _freeze_mappings(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStats:
+    stats: RunStats
+    mttr_seconds: float | None  # None when there were no failures
+
+
+@dataclass(frozen=True, slots=True)
+class UsageStats:
+    """A row of the org summary: the org's totals or one project's."""
+
+    runs: int | None
+    success_rate: float | None
+    throughput_per_day: float | None
+    credits_used: float | None
+    duration_seconds_total: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInsights:
+    """Everything one sweep of one project found."""
+
+    project: str
+    window: str
+    branches: int  # how many branches Insights knows
+    # (branch, workflow)
+    workflows: Mapping[tuple[str, str], WorkflowStats]
+    test_runs: Mapping[tuple[str, str], int]
+    # (branch, workflow, trend key)
+    trends: Mapping[tuple[str, str, str], float]
+    # (branch, workflow, job)
+    jobs: Mapping[tuple[str, str, str], RunStats]
+    # (branch, workflow, job, test, classname), already capped to the top N per workflow
+    failed_tests: Mapping[tuple[str, str, str, str, str], float]
+    slow_tests: Mapping[tuple[str, str, str, str, str], float]
+    flaky_total: int
+    # (workflow, job, test, classname), already capped to the top N of the project
+    flaky_tests: Mapping[tuple[str, str, str, str], float]
+
+    def __post_init__(self) -> None:
+        _freeze_mappings(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgInsights:
+    org: str
+    window: str
+    totals: UsageStats
+    projects: Mapping[str, UsageStats]  # project slug → its row
+
+    def __post_init__(self) -> None:
+        _freeze_mappings(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InsightsSnapshot:
+    projects: Mapping[str, ProjectInsights]
+    orgs: Mapping[str, OrgInsights]
+
+
+class InsightsStore:
+    def __init__(self) -> None:
+        self._projects: dict[str, ProjectInsights] = {}
+        self._orgs: dict[str, OrgInsights] = {}
+
+    def replace_project(self, insights: ProjectInsights) -> None:
+        self._projects[insights.project] = insights
+
+    def replace_org(self, insights: OrgInsights) -> None:
+        self._orgs[insights.org] = insights
+
+    def snapshot(self) -> InsightsSnapshot:
+        # The values are immutable, so copying the two dicts makes the snapshot immutable too.
+        return InsightsSnapshot(
+            projects=MappingProxyType(dict(self._projects)),
+            orgs=MappingProxyType(dict(self._orgs)),
+        )
