@@ -155,7 +155,9 @@ async def get_job_details(request: Request, ctx: SimContext) -> object:
 async def get_tests(request: Request, ctx: SimContext) -> object:
     job, now = _job(request, ctx)
     page, next_token = offset_page(
-        serialize.test_results(job, now), request.query_params.get("page-token"), f"tests:{job.id}"
+        serialize.job_test_results(job, now),
+        request.query_params.get("page-token"),
+        f"tests:{job.id}",
     )
     return page_body(list(page), next_token, request.url.path)
 

@@ -208,7 +208,7 @@ def job_details(j: Job, now: datetime) -> JSON:
     return body
 
 
-def test_results(j: Job, now: datetime) -> list[JSON]:
+def job_test_results(j: Job, now: datetime) -> list[JSON]:
     """The job's test results once it has finished (none while it runs or if it was canceled)."""
     if not j.is_completed_at(now) or j.final_status == "canceled" or not j.ran:
         return []
