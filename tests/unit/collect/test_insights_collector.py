@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 import respx
@@ -71,7 +71,7 @@ class FakeInsightsApi:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await anyio.sleep(0)  # lets any concurrent request of the sweep start
+            await anyio.lowlevel.checkpoint()  # lets a concurrent request start
             path = request.url.path
             if path in self.failing:
                 return httpx.Response(500, json={"message": "Internal server error"})
