@@ -30,12 +30,16 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# A raw CR or tab would let a logged value (an API error body, a branch name) break or
+# forge lines for whoever reads the stream; they are escaped like the newline.
+_LOGFMT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def _logfmt_value(value: Any) -> str:
     text = str(value)
-    if text and not any(c in text for c in ' ="\\\n\t'):
+    if text and not any(c in text for c in ' ="\\\n\r\t'):
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return f'"{text.translate(_LOGFMT_ESCAPES)}"'
 
 
 class LogfmtFormatter(logging.Formatter):
