@@ -50,6 +50,12 @@ def _date(request: Request, name: str) -> datetime | None:
     return parsed
 
 
+def _list_scope(request: Request) -> str:
+    """What a page token is valid for: this list with these filters, whatever the page."""
+    query = sorted((k, v) for k, v in request.query_params.multi_items() if k != "page-token")
+    return f"{request.url.path}?{query}"
+
+
 def _workflow_names(project: Project) -> list[str]:
     return [template.name for template in project.workflows]
 
@@ -79,7 +85,7 @@ async def workflow_metrics(request: Request, ctx: SimContext) -> object:
         }
         for name in _workflow_names(project)
     ]
-    page, token = offset_page(items, request.query_params.get("page-token"), str(request.url))
+    page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
     return page_body(list(page), token, request.url.path)
 
 
@@ -110,7 +116,7 @@ async def workflow_runs(request: Request, ctx: SimContext) -> object:
         }
         for run in reversed(runs)
     ]
-    page, token = offset_page(items, request.query_params.get("page-token"), str(request.url))
+    page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
     return page_body(list(page), token, request.url.path)
 
 
@@ -134,7 +140,7 @@ async def job_metrics(request: Request, ctx: SimContext) -> object:
         for job_name, job_runs in jobs.items()
         if wanted in job_name
     ]
-    page, token = offset_page(items, request.query_params.get("page-token"), str(request.url))
+    page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
     return page_body(list(page), token, request.url.path)
 
 
@@ -323,7 +329,7 @@ async def job_timeseries(request: Request, ctx: SimContext) -> object:
         _timeseries_item(bucket, job_name, jobs, step)
         for (bucket, job_name), jobs in sorted(buckets.items())
     ]
-    page, token = offset_page(items, request.query_params.get("page-token"), str(request.url))
+    page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
     return {"next_page_token": token, "items": list(page)}
 
 
