@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ REFERENCE = ROOT / "docs" / "configuration.md"
 def _sections() -> list[tuple[str, type[BaseModel]]]:
     sections = []
     for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        model = getattr(annotation, "__args__", (annotation,))[0]
+        args = typing.get_args(field.annotation)  # list[ProjectSettings] → its item model
+        model = args[0] if args else field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
         sections.append((name, model))
     return sections
 
