@@ -1,0 +1,202 @@
+"""The real Prometheus and Alertmanager binaries, for tests.
+
+Tools (`promtool`, `amtool`) run through `run_tool`; servers start with `running_prometheus` /
+`running_alertmanager` on a free 127.0.0.1 port with their data in a directory the caller owns
+(pytest's `tmp_path`), and stop when the `with` block ends. `prometheus_config_for_test` and
+`alertmanager_config_for_test` turn the repository's configurations into ones that point at test
+targets and local receivers.
+"""
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_CONFIG = REPO_ROOT / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
+
+_INSTALL_HINT = (
+    "install Debian's prometheus and prometheus-alertmanager packages "
+    "(apt-get install prometheus prometheus-alertmanager)"
+)
+_START_TIMEOUT_SECONDS = 30.0
+
+
+def find_binary(*names: str) -> str:
+    """Path of the first of `names` on PATH; fails the test (never skips) when none is installed."""
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.fail(f"{' / '.join(names)} not found on PATH: {_INSTALL_HINT}", pytrace=False)
+
+
+def promtool() -> str:
+    return find_binary("promtool")
+
+
+def amtool() -> str:
+    return find_binary("amtool")
+
+
+def run_tool(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a command-line tool from the repository root and capture its output."""
+    return subprocess.run(
+        [binary, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` every 0.2s; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server: `url` is its base URL (http://127.0.0.1:<port>), `log` its output."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0)
+
+
+@contextmanager
+def _running(name: str, command: list[str], port: int, work_dir: Path) -> Iterator[Server]:
+    log = work_dir / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    try:
+        _wait_ready(name, server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(name: str, server: Server) -> None:
+    def ready() -> bool:
+        if server.process.poll() is not None:
+            raise AssertionError(
+                f"{name} exited with code {server.process.returncode}:\n{server.log.read_text()}"
+            )
+        try:
+            return httpx.get(f"{server.url}/-/ready", timeout=2.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, f"{name} to be ready at {server.url}", _START_TIMEOUT_SECONDS)
+
+
+@contextmanager
+def running_prometheus(config_file: Path, work_dir: Path) -> Iterator[Server]:
+    """Prometheus with `config_file`, its TSDB under `work_dir`, on a free port."""
+    port = free_port()
+    command = [
+        find_binary("prometheus"),
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={work_dir / 'prometheus-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with _running("prometheus", command, port, work_dir) as server:
+        yield server
+
+
+@contextmanager
+def running_alertmanager(config_file: Path, work_dir: Path) -> Iterator[Server]:
+    """Alertmanager with `config_file`, its state under `work_dir`, on a free port, no cluster."""
+    port = free_port()
+    command = [
+        find_binary("alertmanager", "prometheus-alertmanager"),
+        f"--config.file={config_file}",
+        f"--storage.path={work_dir / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        # Empty disables the gossip cluster, which would otherwise bind 0.0.0.0:9094.
+        "--cluster.listen-address=",
+    ]
+    with _running("alertmanager", command, port, work_dir) as server:
+        yield server
+
+
+def prometheus_config_for_test(
+    out_dir: Path,
+    *,
+    exporter_targets: list[str],
+    alertmanager_targets: list[str],
+    interval: str = "1s",
+) -> Path:
+    """The repository's prometheus.yml with test targets, rule files by absolute path, and
+    scrape and evaluation every `interval`; written to `out_dir`, path returned."""
+    config: dict[str, Any] = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    config["global"]["scrape_interval"] = interval
+    config["global"]["evaluation_interval"] = interval
+    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / path) for path in config["rule_files"]]
+    config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": alertmanager_targets}]}]
+    for scrape in config["scrape_configs"]:
+        scrape["scrape_interval"] = interval
+        scrape["scrape_timeout"] = interval
+        scrape["static_configs"] = [{"targets": exporter_targets}]
+    path = out_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def alertmanager_config_for_test(out_dir: Path, receiver_url: str) -> Path:
+    """The repository's alertmanager.yml, sending each receiver's notifications to
+    `<receiver_url>/<receiver name>`.
+
+    Secret files are written to `out_dir` (same base names) holding that URL, or a fake
+    PagerDuty key, and PagerDuty's events URL points at the receiver too. `group_wait` drops to 1s
+    so a test does not wait 30s for the first notification; routes and inhibitions are unchanged.
+    """
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    config["route"]["group_wait"] = "1s"
+    for receiver in config["receivers"]:
+        url = f"{receiver_url}/{receiver['name']}"
+        for pagerduty in receiver.get("pagerduty_configs", []):
+            pagerduty["routing_key_file"] = _secret_file(
+                out_dir, pagerduty["routing_key_file"], f"test-routing-key-{receiver['name']}"
+            )
+            pagerduty["url"] = url
+        for slack in receiver.get("slack_configs", []):
+            slack["api_url_file"] = _secret_file(out_dir, slack["api_url_file"], url)
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url_file"] = _secret_file(out_dir, webhook["url_file"], url)
+    path = out_dir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _secret_file(out_dir: Path, original: str, content: str) -> str:
+    path = out_dir / Path(original).name
+    path.write_text(content + "\n")
+    return str(path)
