@@ -17,9 +17,8 @@ JSON = dict[str, Any]
 
 def iso(when: datetime) -> str:
     """RFC 3339 in UTC; whole seconds as `...Z`, otherwise `....sssZ` (api-notes §9.9)."""
-    base = when.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = when.microsecond // 1000
-    return f"{base}Z" if millis == 0 else f"{base}.{millis:03d}Z"
+    timespec = "seconds" if when.microsecond < 1000 else "milliseconds"
+    return when.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 
 def avatar_url(actor: Actor) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from exporter.simulator import RunningSimulator, SimClock, SimConfig, WebhookSender, World, sign
+from exporter.simulator import (
+    RunningSimulator,
+    SimClock,
+    SimConfig,
+    WebhookSender,
+    World,
+    serve,
+    sign,
+)
 from exporter.simulator.webhooks import WebhookRegistry
 
 pytestmark = pytest.mark.anyio
@@ -29,8 +38,10 @@ SECRET = "webhook-secret"
 
 # Vectors from /work/shared/circleci/webhooks/README.md (CircleCI's docs).
 VECTORS = [
-    (b"hello world", "secret", "734cc62f32841568f45715aeb9f4d789" "1324e6d948e4c6c60c0621cdac48623a"),
-    (b"lalala", "another-secret", "daa220016c8f29a8b214fbfc3671aeec" "2145cfb1e6790184ffb38b6d0425fa00"),
+    (b"hello world", "secret",
+     "734cc62f32841568f45715aeb9f4d789" "1324e6d948e4c6c60c0621cdac48623a"),
+    (b"lalala", "another-secret",
+     "daa220016c8f29a8b214fbfc3671aeec" "2145cfb1e6790184ffb38b6d0425fa00"),
     (b"an-important-request-payload", "hunter123",
      "9be2242094a9a8c00c64306f382a7f9d" "691de910b4a266f67bd314ef18ac49fa"),
     (b"foo", "secret", "773ba44693c7553d6ee20f61ea5d2757" "a9a4f4a44d2841ae4e95b52e4cd62db4"),
@@ -194,3 +205,19 @@ async def test_sender_task_posts_to_a_real_receiver(clock: SimClock, receiver: _
     headers, body = receiver.deliveries[0]
     assert headers["circleci-signature"] == sign(body, SECRET)
     assert json.loads(body)["type"] in {"workflow-completed", "job-completed"}
+
+
+async def test_serve_runs_until_cancelled(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.simulator.server")
+    async with anyio.create_task_group() as group:
+        group.start_soon(serve, SimConfig(projects=1), "127.0.0.1", 0)
+        with anyio.fail_after(10):
+            while not any("CIRCLECI_API_URL=" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        message = next(
+            r.getMessage() for r in caplog.records if "CIRCLECI_API_URL=" in r.getMessage()
+        )
+        api_url = message.split("CIRCLECI_API_URL=")[1]
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{api_url}/v2/me")).status_code == 200
+        group.cancel_scope.cancel()
