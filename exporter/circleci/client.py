@@ -140,6 +140,17 @@ class CircleCIClient:
             {"branch": branch},
         )
 
+    def iter_project_pipeline_pages(
+        self, project_slug: str, *, branch: str | None = None
+    ) -> AsyncIterator[list[models.Pipeline]]:
+        """The project's pipelines, newest first, a page (20) at a time."""
+        return self._pages(
+            "listPipelinesForProject",
+            f"/v2/project/{_project(project_slug)}/pipeline",
+            models.Pipeline,
+            {"branch": branch},
+        )
+
     def iter_org_pipelines(
         self, org_slug: str, *, mine: bool = False
     ) -> AsyncIterator[models.Pipeline]:
@@ -453,6 +464,18 @@ class CircleCIClient:
         query: Query | None = None,
     ) -> AsyncIterator[ItemT]:
         """Yield items page by page; stops fetching as soon as the caller stops iterating."""
+        async for page in self._pages(operation, path, item_model, query):
+            for item in page:
+                yield item
+
+    async def _pages(
+        self,
+        operation: str,
+        path: str,
+        item_model: type[ItemT],
+        query: Query | None = None,
+    ) -> AsyncIterator[list[ItemT]]:
+        """Yield whole pages; the next one is fetched only when the caller asks for it."""
         params = _query(query or {})
         page_model = models.Page[item_model]  # type: ignore[valid-type]
         seen_tokens: set[str] = set()
@@ -463,8 +486,7 @@ class CircleCIClient:
             page_params = params.set("page-token", token) if token else params
             data = await self._request(operation, "GET", path, params=page_params)
             page = _validate(operation, page_model.model_validate, data)
-            for item in page.items:
-                yield item
+            yield page.items
             token = page.next_page_token
             if not token:
                 return

@@ -59,9 +59,10 @@ class LiveCollector:
             if self.settings.orgs:
                 tg.start_soon(self._discover_forever, tg)
 
-    def _start(self, tg: TaskGroup, slug: str, rules: BranchRules) -> None:
+    def add_project(self, slug: str, rules: BranchRules) -> ProjectCollector | None:
+        """Track a project; None when it is tracked already."""
         if slug in self.projects:
-            return
+            return None
         collector = ProjectCollector(
             slug,
             self.settings.branch_rules(rules),
@@ -71,7 +72,12 @@ class LiveCollector:
             clock=self.clock,
         )
         self.projects[slug] = collector
-        tg.start_soon(self._poll_forever, collector, name=f"collect {slug}")
+        return collector
+
+    def _start(self, tg: TaskGroup, slug: str, rules: BranchRules) -> None:
+        collector = self.add_project(slug, rules)
+        if collector is not None:
+            tg.start_soon(self._poll_forever, collector, name=f"collect {slug}")
 
     async def _poll_forever(self, collector: ProjectCollector) -> None:
         interval = self.settings.collect.interval

@@ -103,12 +103,30 @@ class ProjectCollector:
         self._project_read_at = now
 
     async def _new_pipelines(self) -> list[models.Pipeline]:
+        """Pipelines above the first known one. The rest of that page comes for free: a known
+        pipeline whose `updated_at` moved got a new workflow (a rerun) and is read again."""
         new: list[models.Pipeline] = []
-        async for pipeline in self.client.iter_project_pipelines(self.slug):
-            if pipeline.id in self._pipelines or pipeline.created_at.timestamp() < self._floor:
+        async for page in self.client.iter_project_pipeline_pages(self.slug):
+            reached_known = False
+            for pipeline in page:
+                tracked = self._pipelines.get(pipeline.id)
+                if tracked is not None:
+                    reached_known = True
+                    self._reopen_if_updated(tracked, pipeline)
+                elif not reached_known and pipeline.created_at.timestamp() >= self._floor:
+                    new.append(pipeline)
+                else:
+                    reached_known = True
+            if reached_known:
                 break
-            new.append(pipeline)
         return new
+
+    @staticmethod
+    def _reopen_if_updated(tracked: _Tracked, seen: models.Pipeline) -> None:
+        before, now = tracked.pipeline.updated_at, seen.updated_at
+        if tracked.settled and tracked.place is not None and before and now and now > before:
+            tracked.settled = False
+        tracked.pipeline = seen
 
     async def _first_sight(self, pipeline: models.Pipeline) -> None:
         place = self.policy.place(pipeline.branch, pipeline.tag)
@@ -134,7 +152,7 @@ class ProjectCollector:
             age = self.clock() - pipeline.created_at.timestamp()
             tracked.settled = age > _NO_WORKFLOW_GRACE
         if tracked.settled:
-            tracked.finished_workflows.clear()
+            # Finished workflow ids stay (a rerun reopens the pipeline); job ids can go.
             tracked.finished_jobs.clear()
 
     async def _sync_workflow(

@@ -1,0 +1,117 @@
+"""An exporter's live collection wired to a simulator with a manual clock, and the ground
+truth the tests compare it with."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.collect.live import LiveCollector
+from exporter.collect.telemetry import CollectTelemetry
+from exporter.settings import Settings, load_settings
+from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
+from exporter.simulator.model import Workflow
+from exporter.state import Buckets, State
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+FAILURES = ("failed", "error")
+
+
+@dataclass
+class Exporter:
+    """The parts of a running exporter the tests look at."""
+
+    state: State
+    live: LiveCollector
+
+    async def cycle(self) -> None:
+        for collector in list(self.live.projects.values()):
+            await self.live.collect_once(collector)
+
+    def snapshot(self) -> Any:
+        return self.state.snapshot(self.live.clock())
+
+
+def settings_for(api_url: str, projects: list[dict[str, Any]], **collect: Any) -> Settings:
+    return load_settings(
+        None,
+        {
+            "api": {"url": api_url, "requests_per_second": 1000, "burst": 1000},
+            "projects": projects,
+            "collect": collect,
+        },
+    )
+
+
+@asynccontextmanager
+async def simulator(config: SimConfig, start: datetime = T0) -> AsyncIterator[RunningSimulator]:
+    async with RunningSimulator(config, clock=SimClock.manual(start)) as sim:
+        yield sim
+
+
+@asynccontextmanager
+async def exporter(sim: RunningSimulator, settings: Settings) -> AsyncIterator[Exporter]:
+    """A live collector whose clock is the simulator's, and whose watch starts now."""
+    clock = sim.world.clock
+
+    def now() -> float:
+        return clock.now().timestamp()
+
+    registry = CollectorRegistry(auto_describe=False)
+    state = State(
+        watch_start=now(),
+        buckets=Buckets((60.0, 600.0, 3600.0), (60.0, 600.0), (5.0, 60.0)),
+        series_ttl=settings.collect.series_ttl,
+    )
+    async with CircleCIClient(
+        settings.api.url,
+        None,
+        limiter=RateLimiter(1000, 1000, 16),
+        telemetry=ApiTelemetry(registry),
+        max_retries=0,
+    ) as client:
+        live = LiveCollector(
+            settings,
+            client=client,
+            state=state,
+            on_cycle=lambda: None,
+            telemetry=CollectTelemetry(registry),
+            clock=now,
+        )
+        for project in settings.projects:
+            live.add_project(project.slug, project)
+        yield Exporter(state, live)
+
+
+def requests(sim: RunningSimulator) -> Counter[str]:
+    stats = sim.stats()["requests"]
+    assert isinstance(stats, dict)
+    return Counter(stats)
+
+
+def last_completed(world: World, slug: str, branch: str) -> dict[str, list[Workflow]]:
+    """Completed workflows per name on a branch, newest first, as of the world's now."""
+    now = world.clock.now()
+    by_name: dict[str, list[Workflow]] = {}
+    for workflow in world.workflows(slug, branch):
+        if workflow.is_completed_at(now) and not workflow.pipeline.errors:
+            by_name.setdefault(workflow.name, []).append(workflow)
+    for runs in by_name.values():
+        runs.sort(key=lambda w: (w.created_at, w.id), reverse=True)
+    return by_name
+
+
+def streak(runs: list[Workflow]) -> int:
+    count = 0
+    for run in runs:
+        if run.final_status not in FAILURES:
+            break
+        count += 1
+    return count
