@@ -3,6 +3,7 @@ truth: exact gauges at start-up, each run counted once, restarts, and the API co
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -155,7 +156,7 @@ def quiet_moment(world: World, slug: str, quiet_for: float) -> datetime:
     """A moment when every pipeline of the project has finished and none arrives for
     `quiet_for` seconds."""
     pipelines = world.pipelines(slug)
-    for earlier, later in zip(pipelines, pipelines[1:], strict=False):
+    for earlier, later in itertools.pairwise(pipelines):
         ends = [w.stopped_at for p in pipelines if p.created_at <= earlier.created_at
                 for w in p.workflows]  # fmt: skip
         settled = max([earlier.created_at, *ends])
