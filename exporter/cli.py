@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ from exporter.settings import (
     load_settings,
     warn_about_abusive_intervals,
 )
+from exporter.web.listen import listen
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ _FLAGS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="circleci-exporter",
         description="Prometheus exporter for CircleCI: pipelines, workflows, jobs, tests "
@@ -84,7 +86,7 @@ def _fail(problems: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "simulate":
         return _simulate(args)
     config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
@@ -103,18 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         print(settings.effective_yaml(), end="")
         return 0
     try:
+        sock = listen(settings.web.listen_address)
+    except ConfigError as err:
+        return _fail(err.problems)
+    with contextlib.suppress(KeyboardInterrupt):
         if args.demo:
             from exporter.demo import run_demo
 
-            anyio.run(run_demo, settings)
+            anyio.run(run_demo, settings, sock)
         else:
             from exporter.service import run_exporter
 
-            anyio.run(run_exporter, settings)
-    except KeyboardInterrupt:
-        pass
-    except ConfigError as err:
-        return _fail(err.problems)
+            anyio.run(run_exporter, settings, sock)
     return 0
 
 
@@ -146,10 +148,8 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as err:
         return _fail([f"simulate: {err}"])
     configure_logging("info", "logfmt")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, config, host, port)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -7,6 +7,7 @@ it talks to circleci.com; nothing leaves the machine and no token is needed.
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 
 from exporter.service import run_exporter
@@ -41,11 +42,11 @@ def demo_settings(settings: Settings, api_url: str, project_slugs: list[str]) ->
     return settings.model_copy(update={"api": api, "collect": collect, "projects": projects})
 
 
-async def run_demo(settings: Settings) -> None:
+async def run_demo(settings: Settings, sock: socket.socket) -> None:
     async with RunningSimulator(DEMO_WORLD) as sim:
         slugs = [p.slug for p in sim.world.projects]
         logger.info(
             "demo: watching a simulated organisation",
             extra={"projects": len(slugs), "simulator": sim.api_url},
         )
-        await run_exporter(demo_settings(settings, sim.api_url, slugs))
+        await run_exporter(demo_settings(settings, sim.api_url, slugs), sock)

@@ -13,6 +13,8 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn adds an ANSI-coloured copy of its message for its own formatter.
+_STANDARD.add("color_message")
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -62,3 +64,5 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # uvicorn's "Started server process" lines repeat what our own start-up line says.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

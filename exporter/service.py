@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 import anyio
@@ -14,7 +15,7 @@ from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
 from exporter.collect.telemetry import CollectTelemetry
-from exporter.settings import Settings, host_port
+from exporter.settings import Settings
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore
 from exporter.web.app import create_app
@@ -33,9 +34,13 @@ def _buckets(settings: Settings) -> Buckets:
 
 
 async def run_exporter(
-    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    sock: socket.socket,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
-    """Run until cancelled or until the web server is asked to stop (SIGINT, SIGTERM)."""
+    """Serve on `sock` (see `exporter.web.listen`) until cancelled or until the web server is
+    asked to stop (SIGINT, SIGTERM)."""
     registry = CollectorRegistry(auto_describe=False)
     limiter = RateLimiter(
         settings.api.requests_per_second, settings.api.burst, settings.api.max_concurrency
@@ -73,9 +78,8 @@ async def run_exporter(
             ready=lambda: live.ready,
             telemetry_path=settings.web.telemetry_path,
         )
-        host, port = host_port(settings.web.listen_address)
         server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         )
         logger.info(
             "starting",
@@ -89,7 +93,7 @@ async def run_exporter(
         async with anyio.create_task_group() as tg:
 
             async def serve_then_stop() -> None:
-                await server.serve()
+                await server.serve([sock])
                 tg.cancel_scope.cancel()
 
             tg.start_soon(serve_then_stop)

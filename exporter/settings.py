@@ -381,12 +381,12 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["api"]["token"] = "<secret>" if self.api.token is not None else None
         for section, model in (("collect", CollectSettings), ("api", ApiSettings)):
-            for name in _duration_fields(model):
+            for name in duration_fields(model):
                 data[section][name] = format_duration(data[section][name])
         return yaml.safe_dump(data, sort_keys=False)
 
 
-def _duration_fields(model: type[BaseModel]) -> list[str]:
+def duration_fields(model: type[BaseModel]) -> list[str]:
     return [
         name
         for name, field in model.model_fields.items()

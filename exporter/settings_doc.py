@@ -16,9 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from exporter.cli import _parser
+from exporter.cli import build_parser
 from exporter.durations import format_duration
-from exporter.settings import Settings, _duration_fields
+from exporter.settings import Settings, duration_fields
 
 ENV_PREFIX = "CIRCLECI_EXPORTER_"
 
@@ -76,7 +76,7 @@ def _cell(text: str) -> str:
 
 
 def _key_table(model: type[BaseModel], env_section: str | None) -> list[str]:
-    durations = set(_duration_fields(model))
+    durations = set(duration_fields(model))
     head = ["Key", "Type", "Default"] + (["Environment"] if env_section else []) + ["Description"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, field in model.model_fields.items():
@@ -115,7 +115,7 @@ def _section(name: str, field: FieldInfo) -> list[str]:
 
 
 def _help_text() -> str:
-    parser = _parser()
+    parser = build_parser()
     # A fixed width keeps the generated file independent of the terminal that runs it.
     parser.formatter_class = functools.partial(argparse.HelpFormatter, width=100)
     return parser.format_help().rstrip()
