@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from pydantic import SecretStr
 
 from exporter import __version__
 from exporter.logs import configure_logging
@@ -29,6 +31,11 @@ logger = logging.getLogger(__name__)
 _FLAGS = {
     "web.listen-address": ("web", "listen_address", "host:port of the web server (:10027)"),
     "web.telemetry-path": ("web", "telemetry_path", "path of the metrics (/metrics)"),
+    "webhook.listen-address": (
+        "webhooks",
+        "listen_address",
+        "host:port of a separate server for the webhook endpoint only (default: none)",
+    ),
     "log.level": ("log", "level", "debug, info, warning or error (info)"),
     "log.format": ("log", "format", "logfmt or json (logfmt)"),
 }
@@ -67,6 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=1.0, help="time compression (60: an hour in a minute)"
     )
     simulate.add_argument("--token", help="require this token (default: accept any)")
+    webhooks = commands.add_parser("webhooks", help="manage the CircleCI webhooks")
+    webhook_commands = webhooks.add_subparsers(
+        dest="webhooks_command", metavar="COMMAND", required=True
+    )
+    sync = webhook_commands.add_parser(
+        "sync",
+        help="create or update the webhooks of the tracked projects",
+        description="Create or update the CircleCI webhook of every tracked project so that it "
+        "delivers workflow-completed and job-completed events, signed, to URL.",
+    )
+    sync.add_argument("--url", required=True, help="the public https URL of the endpoint")
+    sync.add_argument(
+        "--secret-file",
+        type=Path,
+        metavar="FILE",
+        help="the signing secret (default: the first of CIRCLECI_WEBHOOK_SECRET or "
+        "webhooks.secret_files)",
+    )
+    # SUPPRESS: an absent sub-command --config must not hide the top-level one.
+    sync.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="YAML config"
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show what would change, change nothing"
+    )
     return parser
 
 
@@ -89,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "webhooks":
+        return _webhooks_sync(args)
     config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
     try:
         settings = load_settings(config_file, _overrides(args))
@@ -106,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         sock = listen(settings.web.listen_address)
+        webhook_address = settings.webhooks.listen_address
+        webhook_sock = (
+            listen(webhook_address, "webhooks.listen_address") if webhook_address else None
+        )
     except ConfigError as err:
         return _fail(err.problems)
     with contextlib.suppress(KeyboardInterrupt):
@@ -116,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from exporter.service import run_exporter
 
-            anyio.run(run_exporter, settings, sock)
+            anyio.run(functools.partial(run_exporter, webhook_sock=webhook_sock), settings, sock)
     return 0
 
 
@@ -134,7 +172,56 @@ def _startup_problems(settings: Settings) -> list[str]:
         )
     if not settings.projects and not settings.orgs:
         problems.append("projects: nothing to watch: list projects: or orgs: in the config")
+    if settings.webhooks.listen_address and not settings.webhooks.resolved_secrets():
+        problems.append(
+            "webhooks.listen_address: webhooks need a signing secret: set "
+            "CIRCLECI_WEBHOOK_SECRET or webhooks.secret_files"
+        )
     return problems
+
+
+def _webhooks_sync(args: argparse.Namespace) -> int:
+    from exporter.webhook_sync import run_sync
+
+    config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
+    try:
+        settings = load_settings(config_file, _overrides(args))
+        secrets = (
+            [_read_secret_file(args.secret_file)]
+            if args.secret_file
+            else settings.webhooks.resolved_secrets()
+        )
+        problems = _startup_problems(settings)
+    except ConfigError as err:
+        return _fail(err.problems)
+    if not secrets:
+        problems.append(
+            "webhooks sync: no signing secret: pass --secret-file, or set "
+            "CIRCLECI_WEBHOOK_SECRET or webhooks.secret_files"
+        )
+    if not args.url.startswith(("https://", "http://")):
+        problems.append(f"webhooks sync: --url {args.url!r} is not an http(s) URL")
+    if problems:
+        return _fail(problems)
+    configure_logging(settings.log.level, settings.log.format)
+    # While rotating, the first secret is the new one: the one CircleCI should sign with.
+    run = functools.partial(run_sync, url=args.url, secret=secrets[0], dry_run=args.dry_run)
+    results = anyio.run(run, settings)
+    for result in results:
+        print(result.line())
+    return 1 if any(r.failed for r in results) else 0
+
+
+def _read_secret_file(path: Path) -> SecretStr:
+    try:
+        text = path.read_text().strip()
+    except OSError as err:
+        raise ConfigError([f"--secret-file: cannot read {str(path)!r}: {err.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"--secret-file: {str(path)!r} is not UTF-8 text"]) from None
+    if not text:
+        raise ConfigError([f"--secret-file: {str(path)!r} is empty"])
+    return SecretStr(text)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -252,6 +252,49 @@ class WebSettings(_Section):
         return value
 
 
+class WebhookSettings(_Section):
+    """The receiver of CircleCI webhooks (POST /webhooks/circleci); on when a secret is set."""
+
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secrets, comma-separated while rotating. Env CIRCLECI_WEBHOOK_SECRET.",
+        exclude=True,
+    )
+    secret_files: list[Path] = Field(
+        default=[], description="Files each holding one signing secret (e.g. secret mounts)."
+    )
+    listen_address: str | None = Field(
+        default=None,
+        description="host:port of a separate server for the webhook endpoint only, so that "
+        "/metrics can stay private.",
+    )
+
+    @field_validator("listen_address")
+    @classmethod
+    def _valid_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            host_port(value)
+        return value
+
+    def resolved_secrets(self) -> list[SecretStr]:
+        """Every accepted secret: those of `secret`, then one per file."""
+        found = []
+        if self.secret is not None:
+            found += [s.strip() for s in self.secret.get_secret_value().split(",")]
+        for path in self.secret_files:
+            try:
+                found.append(path.read_text().strip())
+            except OSError as err:
+                raise ConfigError(
+                    [f"webhooks.secret_files: cannot read {str(path)!r}: {err.strerror}"]
+                ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    [f"webhooks.secret_files: {str(path)!r} is not UTF-8 text"]
+                ) from None
+        return [SecretStr(s) for s in found if s]
+
+
 class LogSettings(_Section):
     """Structured logs on stderr."""
 
@@ -320,7 +363,10 @@ class _CircleCIEnvSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         api = {key: os.environ[env] for env, key in self._NAMES.items() if os.environ.get(env)}
-        return {"api": api} if api else {}
+        found: dict[str, Any] = {"api": api} if api else {}
+        if os.environ.get("CIRCLECI_WEBHOOK_SECRET"):
+            found["webhooks"] = {"secret": os.environ["CIRCLECI_WEBHOOK_SECRET"]}
+        return found
 
 
 class Settings(BaseSettings):
@@ -341,6 +387,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @model_validator(mode="after")
     def _unique_projects(self) -> Settings:
@@ -380,6 +427,7 @@ class Settings(BaseSettings):
         """The effective configuration as YAML, with the token masked."""
         data = self.model_dump(mode="json")
         data["api"]["token"] = "<secret>" if self.api.token is not None else None
+        data["webhooks"]["secret"] = "<secret>" if self.webhooks.secret is not None else None
         for section, model in (("collect", CollectSettings), ("api", ApiSettings)):
             for name in duration_fields(model):
                 data[section][name] = format_duration(data[section][name])

@@ -80,12 +80,23 @@ class LiveCollector:
             tg.start_soon(self._poll_forever, collector, name=f"collect {slug}")
 
     async def _poll_forever(self, collector: ProjectCollector) -> None:
-        interval = self.settings.collect.interval
         while True:
             started = anyio.current_time()
             await self.collect_once(collector)
             self.on_cycle()
+            interval = self.interval_for(collector)
             await anyio.sleep(max(0.0, interval - (anyio.current_time() - started)))
+
+    def interval_for(self, collector: ProjectCollector) -> float:
+        """The project's next polling interval. While its webhooks arrive (one came within
+        `interval_with_webhooks`), polling only reconciles: it catches missed events and the
+        running / on_hold states, which have no webhook. Once they stop, it speeds up again."""
+        relaxed = self.settings.collect.interval_with_webhooks
+        normal = self.settings.collect.interval
+        last = collector.last_webhook_at
+        if last is not None and self.clock() - last < relaxed:
+            return max(normal, relaxed)
+        return normal
 
     async def collect_once(self, collector: ProjectCollector) -> None:
         """One cycle of one project; a failure marks the project down and keeps its data."""

@@ -4,7 +4,8 @@ The API budget is what this module economises (issue "Live collector"):
 - the pipeline list is read from the newest and paging stops at the first known pipeline;
 - a known pipeline is re-read (by id) only while it is unsettled;
 - a workflow's jobs are re-read only while the workflow is new or unfinished;
-- job details and test results are fetched once per completed job, and never again.
+- job details and test results are fetched once per completed job, and never again, whether
+  polling found the job or a `job-completed` webhook queued it (`queue_job_details`).
 A quiet project so costs one request per cycle: the first page of its pipeline list.
 """
 
@@ -72,6 +73,26 @@ class ProjectCollector:
         # (branch, workflow) of history whose failure streak reached a non-failure.
         self._streak_known: set[tuple[str, str]] = set()
         self._streak_seen: set[tuple[str, str]] = set()
+        # Jobs a webhook reported, waiting for their details and tests; and every job whose
+        # details were fetched (job id → created_at), so neither path fetches them twice.
+        self._queued_jobs: dict[str, JobUpdate] = {}
+        self._details_fetched: dict[str, float] = {}
+        self.last_webhook_at: float | None = None
+
+    @property
+    def policy_known(self) -> bool:
+        """The project was read, so `policy` knows its default branch."""
+        return self._project_read_at is not None
+
+    def note_webhook(self, at: float) -> None:
+        """A verified webhook for this project arrived (see LiveCollector.interval_for)."""
+        self.last_webhook_at = at
+
+    def queue_job_details(self, job: JobUpdate) -> None:
+        """Fetch this completed job's queue time and tests on the next cycle (a webhook
+        carries neither)."""
+        if job.job_number is not None and job.job_id not in self._details_fetched:
+            self._queued_jobs[job.job_id] = job
 
     async def cycle(self) -> None:
         """One collection; raises CircleCIError when the API fails (nothing is lost: what was
@@ -88,6 +109,8 @@ class ProjectCollector:
         if not self._history_done:
             await self._read_branch_history()
             self._history_done = True
+        for job in list(self._queued_jobs.values()):
+            await self._fetch_details_once(job, history=False)
         self._forget_settled(now)
 
     async def _refresh_project(self, now: float) -> None:
@@ -186,10 +209,17 @@ class ProjectCollector:
             if update.status not in JOB_TERMINAL:
                 continue
             if update.job_number is not None:
-                if not history:
-                    await self._fetch_queue_time(update)
-                await self._fetch_tests(update, history)
+                await self._fetch_details_once(update, history)
             tracked.finished_jobs.add(job.id)
+
+    async def _fetch_details_once(self, job: JobUpdate, history: bool) -> None:
+        if job.job_id in self._details_fetched:
+            return
+        if not history:
+            await self._fetch_queue_time(job)
+        await self._fetch_tests(job, history)
+        self._details_fetched[job.job_id] = job.created_at
+        self._queued_jobs.pop(job.job_id, None)
 
     async def _fetch_queue_time(self, job: JobUpdate) -> None:
         if not self.settings.job_details or job.job_number is None or job.started_at is None:
@@ -256,6 +286,8 @@ class ProjectCollector:
         """Settled pipelines older than the TTL can no longer reach the top of the list."""
         horizon = now - self.settings.series_ttl
         self._floor = max(self._floor, horizon)
+        for job_id in [j for j, t in self._details_fetched.items() if t < horizon]:
+            del self._details_fetched[job_id]
         for pipeline_id in [
             pid
             for pid, t in self._pipelines.items()

@@ -174,6 +174,9 @@ PROCESS = (
            "CircleCI API requests retried, by operation and reason.", "exporter"),
     Family("circleci_exporter_collect_duration_seconds", "histogram", ("collector",),
            "Duration of one collection cycle of one project.", "exporter"),
+    Family("circleci_exporter_webhook_events_total", "counter", ("event", "outcome"),
+           "Webhook deliveries received, by event type and outcome (applied, duplicate, "
+           "invalid_signature, malformed, ignored, too_large).", "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + EXPORTER + PROCESS

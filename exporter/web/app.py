@@ -19,6 +19,7 @@ from exporter.metrics.exposition import (
     render_process,
 )
 from exporter.web.publisher import Publisher
+from exporter.web.webhooks import WebhookReceiver
 
 
 def create_app(
@@ -27,7 +28,10 @@ def create_app(
     registry: CollectorRegistry,
     ready: Callable[[], bool],
     telemetry_path: str = "/metrics",
+    webhooks: WebhookReceiver | None = None,
 ) -> Starlette:
+    """`webhooks`: serve its endpoint here too (not when it has a listener of its own)."""
+
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
         if "application/openmetrics-text" in request.headers.get("accept", ""):
@@ -47,14 +51,15 @@ def create_app(
     async def landing(_: Request) -> Response:
         return HTMLResponse(_landing_page(publisher, telemetry_path))
 
-    return Starlette(
-        routes=[
-            Route(telemetry_path, metrics),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/", landing),
-        ]
-    )
+    routes = [
+        Route(telemetry_path, metrics),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/", landing),
+    ]
+    if webhooks is not None:
+        routes.append(webhooks.route())
+    return Starlette(routes=routes)
 
 
 def _when(timestamp: float | None) -> str:
