@@ -16,7 +16,9 @@ from exporter.metrics.live import live_families
 from exporter.state.insights import InsightsSnapshot
 from exporter.state.snapshot import Snapshot
 
-TEXT_CONTENT_TYPE = exposition.CONTENT_TYPE_LATEST
+# The body is the classic 0.0.4 text format (our names need none of 1.0.0's escaping), and
+# 0.0.4 is what every Prometheus version, Debian's 2.42 included, negotiates.
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics.CONTENT_TYPE_LATEST
 _EOF = b"# EOF\n"
 
