@@ -17,6 +17,7 @@ import anyio
 import httpx
 import pytest
 import yaml
+from anyio.abc import Process
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.metrics.catalog import BY_NAME
@@ -35,10 +36,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def stop(process: Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        with anyio.fail_after(15):
+            await process.wait()
+
+
 @dataclass
 class Running:
     url: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log: Path
     sim: RunningSimulator
 
@@ -65,32 +73,23 @@ async def running_exporter(tmp_path: Path, *, slow_start: float = 0.0) -> AsyncI
                     # One cycle only: every API request the test sees comes from start-up.
                     "collect": {"interval": "1h"},
                     "insights": {"enabled": False},
+                    # The simulator is local: no need for circleci.com's pacing.
+                    "api": {"requests_per_second": 500, "burst": 100},
                 }
             )
         )
         address = f"127.0.0.1:{free_port()}"
         log = tmp_path / "exporter.log"
         env = {"CIRCLECI_TOKEN": TOKEN, "CIRCLECI_API_URL": sim.api_url, "PATH": "/usr/bin:/bin"}
+        command = [str(EXPORTER), "--config", str(config_file), "--web.listen-address", address]
         with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    str(EXPORTER),
-                    "--config",
-                    str(config_file),
-                    "--web.listen-address",
-                    address,
-                    "--log.level",
-                    "debug",
-                ],  # fmt: skip
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
+            process = await anyio.open_process(
+                [*command, "--log.level", "debug"], stdout=out, stderr=subprocess.STDOUT, env=env
             )
         try:
             yield Running(f"http://{address}", process, log, sim)
         finally:
-            process.terminate()
-            await anyio.to_thread.run_sync(lambda: process.wait(timeout=15))
+            await stop(process)
 
 
 async def wait_for(client: httpx.AsyncClient, url: str, status: int, within: float) -> None:
@@ -113,8 +112,8 @@ async def test_ready_after_the_first_collection_then_serves_valid_metrics(tmp_pa
 
         text = await client.get(f"{exp.url}/metrics")
         assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
-        check = subprocess.run(
-            ["promtool", "check", "metrics"], input=text.content, capture_output=True
+        check = await anyio.run_process(
+            ["promtool", "check", "metrics"], input=text.content, check=False
         )
         assert check.returncode == 0 and not check.stdout and not check.stderr, check
         assert 'circleci_up{project="' in text.text
@@ -163,8 +162,7 @@ async def test_token_appears_nowhere_and_landing_page_lists_projects(tmp_path: P
             assert project.slug in landing
         assert 'href="/metrics"' in landing
         assert exp.api_requests() > 0  # the simulator demanded the token and got it
-        exp.process.terminate()
-        await anyio.to_thread.run_sync(lambda: exp.process.wait(timeout=15))
+        await stop(exp.process)
         log = exp.log.read_text()
         assert "level=debug" in log  # debug logging was on, so the check below means something
         for text in (landing, metrics, log):
