@@ -42,6 +42,7 @@ class _Tracked:
     place: Placement | None
     settled: bool = False
     finished_workflows: set[str] = field(default_factory=set)
+    last_status: dict[str, str] = field(default_factory=dict)  # of unfinished workflows
     finished_jobs: set[str] = field(default_factory=set)
 
 
@@ -99,10 +100,13 @@ class ProjectCollector:
         not fully read is read again next cycle)."""
         now = self.clock()
         await self._refresh_project(now)
+        for pipeline in await self._new_pipelines():
+            self._first_sight(pipeline)
+        # Every new pipeline is known before any is read: if a read fails, the rest stay
+        # unsettled and are read next cycle instead of hiding below the first known one.
+        # Newest first, so that the start-up read meets each series' newest run first.
         unsettled = [t for t in self._pipelines.values() if not t.settled]
-        new = await self._new_pipelines()
-        for pipeline in new:
-            await self._first_sight(pipeline)
+        unsettled.sort(key=lambda t: t.pipeline.created_at, reverse=True)
         for tracked in unsettled:
             if tracked.place is not None:
                 await self._sync(tracked, tracked.place)
@@ -151,12 +155,11 @@ class ProjectCollector:
             tracked.settled = False
         tracked.pipeline = seen
 
-    async def _first_sight(self, pipeline: models.Pipeline) -> None:
+    def _first_sight(self, pipeline: models.Pipeline) -> None:
         place = self.policy.place(pipeline.branch, pipeline.tag)
-        tracked = self._pipelines[pipeline.id] = _Tracked(pipeline, place, settled=place is None)
+        self._pipelines[pipeline.id] = _Tracked(pipeline, place, settled=place is None)
         if place is not None:
             self.state.apply(translate.pipeline_update(self.slug, pipeline, place))
-            await self._sync(tracked, place)
 
     async def _sync(self, tracked: _Tracked, place: Placement) -> None:
         """Read the pipeline's workflows and settle it once they have all finished."""
@@ -168,6 +171,9 @@ class ProjectCollector:
         for workflow in workflows:
             if workflow.id in tracked.finished_workflows:
                 continue
+            if workflow.status == "on_hold" == tracked.last_status.get(workflow.id):
+                continue  # still waiting for an approval: none of its jobs can have moved
+            tracked.last_status[workflow.id] = workflow.status
             await self._sync_workflow(tracked, place, workflow)
         if workflows:
             tracked.settled = len(tracked.finished_workflows) >= len(workflows)
@@ -177,6 +183,7 @@ class ProjectCollector:
         if tracked.settled:
             # Finished workflow ids stay (a rerun reopens the pipeline); job ids can go.
             tracked.finished_jobs.clear()
+            tracked.last_status.clear()
 
     async def _sync_workflow(
         self, tracked: _Tracked, place: Placement, workflow: models.Workflow

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from exporter.simulator import SimConfig, World
+from exporter.simulator import SimClock, SimConfig, World
 from exporter.simulator.model import Job, Workflow
 from tests.e2e.live_harness import (
+    T0,
     Exporter,
     exporter,
     last_completed,
@@ -152,26 +153,32 @@ async def test_restarted_exporter_keeps_gauges_and_does_not_recount_history() ->
             assert after.workflows[key].consecutive_failures == row.consecutive_failures
 
 
+def future(config: SimConfig, days: float = 1.0) -> World:
+    """The world the simulator will show, run ahead: a manual-clock world is deterministic
+    for its start, so this one predicts a simulator started at T0."""
+    world = World(config, SimClock.manual(T0))
+    world.clock.advance(days * 86400)
+    return world
+
+
 def quiet_moment(world: World, slug: str, quiet_for: float) -> datetime:
-    """A moment when every pipeline of the project has finished and none arrives for
-    `quiet_for` seconds."""
+    """A moment after T0 when every pipeline of the project has finished and none arrives
+    for `quiet_for` seconds."""
     pipelines = world.pipelines(slug)
     for earlier, later in itertools.pairwise(pipelines):
         ends = [w.stopped_at for p in pipelines if p.created_at <= earlier.created_at
                 for w in p.workflows]  # fmt: skip
         settled = max([earlier.created_at, *ends])
-        if (later.created_at - settled).total_seconds() > quiet_for + 120:
+        if settled > T0 and (later.created_at - settled).total_seconds() > quiet_for + 120:
             return settled + timedelta(seconds=60)
     raise AssertionError("the simulated project is never quiet")
 
 
 async def test_quiet_project_costs_one_request_per_cycle() -> None:
     config = SimConfig(projects=1, seed=5, history=timedelta(days=2))
-    probe = World(config)
-    slug = probe.projects[0].slug
     async with simulator(config) as sim:
-        moment = quiet_moment(sim.world, slug, quiet_for=600)
-    async with simulator(config, start=moment) as sim:
+        slug = sim.world.projects[0].slug
+        sim.world.clock.set(quiet_moment(future(config), slug, quiet_for=600))
         settings = settings_for(sim.api_url, [{"slug": slug, "branches": ["default", "*"]}])
         async with exporter(sim, settings) as ex:
             await ex.cycle()
@@ -202,3 +209,47 @@ async def test_failing_project_goes_down_and_keeps_its_last_values() -> None:
         kept = {k: v for k, v in before.workflows.items() if k[0] == broken.slug}
         assert kept
         assert {k: v for k, v in after.workflows.items() if k[0] == broken.slug} == kept
+
+
+async def test_failed_cycles_lose_nothing() -> None:
+    async with simulator(WORLD) as sim:
+        world = sim.world
+        settings = settings_for(sim.api_url, tracked_projects(world, fold=False))
+        async with exporter(sim, settings) as ex:
+            sim.faults.add(match="listWorkflowsByPipelineId", error_ratio=0.3)
+            for _ in range(3):
+                await ex.cycle()
+                world.clock.advance(60)
+            assert any(not row.up for row in ex.snapshot().collections.values())
+            sim.faults.clear()
+            await ex.cycle()
+            assert all(row.up for row in ex.snapshot().collections.values())
+            assert assert_gauges_match_world(ex, world) >= 3
+
+
+def approval_moment(world: World) -> datetime:
+    """A moment after T0 when some workflow waits on an approval."""
+    for project in world.projects:
+        for workflow in world.workflows(project.slug):
+            for job in workflow.jobs:
+                waits = job.type == "approval" and job.queued_at and job.queued_at > T0
+                if waits and job.queued_at < job.stopped_at:
+                    return job.queued_at + (job.stopped_at - job.queued_at) / 2
+    raise AssertionError("no workflow of the simulated world waits for an approval")
+
+
+async def test_workflow_waiting_for_approval_costs_no_job_reads() -> None:
+    async with simulator(WORLD) as sim:
+        world = sim.world
+        world.clock.set(approval_moment(future(WORLD)))
+        settings = settings_for(sim.api_url, tracked_projects(world, fold=True))
+        async with exporter(sim, settings) as ex:
+            await ex.cycle()
+            before = requests(sim)
+            await ex.cycle()
+            spent = requests(sim) - before
+            on_hold = sum(row.in_progress["on_hold"] for row in ex.snapshot().workflows.values())
+    now = world.clock.now()
+    statuses = Counter(w.status_at(now) for p in world.projects for w in world.workflows(p.slug))
+    assert on_hold >= 1 and statuses["on_hold"] == on_hold
+    assert spent["listWorkflowJobs"] == statuses["running"] + statuses["failing"]
