@@ -185,6 +185,10 @@ class WebhookReceiver:
             # E.g. the "Test Ping Event", or an event type CircleCI adds later.
             logger.debug("ignored webhook event", extra={"event_type": str(event_type)[:64]})
             return _Result(202, "ignored")
+        event_id = data.get("id")
+        if isinstance(event_id, str) and event_id in self.seen:
+            # A redelivery is byte-for-byte the event applied before: no need to parse it again.
+            return _Result(200, "duplicate", event_type)
         try:
             parsed = parse_event(data)
         except UnusableEvent as err:
@@ -193,8 +197,6 @@ class WebhookReceiver:
         except MalformedEvent as err:
             logger.warning("malformed webhook event", extra={"error": str(err)})
             return _Result(400, "malformed", event_type)
-        if parsed.id in self.seen:
-            return _Result(200, "duplicate", event_type)
         if not self._apply(parsed):
             return _Result(202, "ignored", event_type)
         self.seen.add(parsed.id)
