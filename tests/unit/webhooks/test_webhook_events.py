@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import OAUTH, STANDALONE, sample, with_changes
+from webhook_support import OAUTH, STANDALONE, sample, with_changes
 
 from exporter.circleci import slugs
 from exporter.collect.branches import Placement

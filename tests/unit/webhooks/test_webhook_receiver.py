@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+from webhook_support import (
     ENDPOINT,
     OAUTH,
     SECRET,
