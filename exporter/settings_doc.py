@@ -27,6 +27,11 @@ _SPECIAL_ENV = (
     ("CIRCLECI_TOKEN_FILE", "`api.token_file`", "A file holding the token (e.g. a secret mount)."),
     ("CIRCLECI_API_URL", "`api.url`", "The API root, default `https://circleci.com/api`."),
     ("CIRCLECI_EXPORTER_CONFIG", "`--config`", "The YAML config file, when `--config` is absent."),
+    (
+        "CIRCLECI_WEBHOOK_SECRET",
+        "`webhooks.secret`",
+        "Webhook signing secrets, comma-separated (several during a rotation). Never logged.",
+    ),
 )
 
 _SCALAR_NAMES = {
