@@ -153,13 +153,17 @@ def prometheus_config_for_test(
     exporter_targets: list[str],
     alertmanager_targets: list[str],
     interval: str = "1s",
+    rule_files: list[Path] | None = None,
 ) -> Path:
-    """The repository's prometheus.yml with test targets, rule files by absolute path, and
-    scrape and evaluation every `interval`; written to `out_dir`, path returned."""
+    """The repository's prometheus.yml with test targets, rule files by absolute path (or
+    `rule_files` instead), and scrape and evaluation every `interval`; written to `out_dir`, path
+    returned."""
     config: dict[str, Any] = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
-    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / path) for path in config["rule_files"]]
+    if rule_files is None:
+        rule_files = [PROMETHEUS_CONFIG.parent / path for path in config["rule_files"]]
+    config["rule_files"] = [str(path) for path in rule_files]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": alertmanager_targets}]}]
     for scrape in config["scrape_configs"]:
         scrape["scrape_interval"] = interval
@@ -170,16 +174,22 @@ def prometheus_config_for_test(
     return path
 
 
-def alertmanager_config_for_test(out_dir: Path, receiver_url: str) -> Path:
+def alertmanager_config_for_test(
+    out_dir: Path, receiver_url: str, *, group_interval: str | None = None
+) -> Path:
     """The repository's alertmanager.yml, sending each receiver's notifications to
     `<receiver_url>/<receiver name>`.
 
     Secret files are written to `out_dir` (same base names) holding that URL, or a fake
     PagerDuty key, and PagerDuty's events URL points at the receiver too. `group_wait` drops to 1s
-    so a test does not wait 30s for the first notification; routes and inhibitions are unchanged.
+    so a test does not wait 30s for the first notification; `group_interval`, when given, replaces
+    the minutes a group waits before it sends a change (such as resolved); routes and inhibitions
+    are unchanged.
     """
     config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
     config["route"]["group_wait"] = "1s"
+    if group_interval is not None:
+        config["route"]["group_interval"] = group_interval
     for receiver in config["receivers"]:
         url = f"{receiver_url}/{receiver['name']}"
         for pagerduty in receiver.get("pagerduty_configs", []):
