@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,9 +62,12 @@ class Exporter:
     live: LiveCollector
     insights: InsightsCollector
     live_cycles: int = 0
+    every_project_polled: anyio.Event = field(default_factory=anyio.Event)
 
     def count_cycle(self) -> None:
         self.live_cycles += 1
+        if self.live_cycles >= len(self.settings.projects):
+            self.every_project_polled.set()
 
     def exposition(self) -> str:
         snapshot = self.state.snapshot(T0.timestamp())
@@ -119,8 +122,10 @@ async def exporter(
 
 
 @asynccontextmanager
-async def simulator(**config: Any) -> AsyncIterator[RunningSimulator]:
-    sim_config = SimConfig(projects=3, history=timedelta(days=20), **config)
+async def simulator(
+    history: timedelta = timedelta(days=20), **config: Any
+) -> AsyncIterator[RunningSimulator]:
+    sim_config = SimConfig(projects=3, history=history, **config)
     async with RunningSimulator(sim_config, clock=SimClock.manual(T0)) as sim:
         yield sim
 
@@ -328,14 +333,17 @@ async def test_live_polling_keeps_its_cadence_while_a_sweep_runs() -> None:
     the limiter one at a time."""
     rate = 20.0
     interval = 0.25
-    async with simulator() as sim, exporter(sim, RateLimiter(rate, 1, 8), interval=interval) as exp:
+    limiter = RateLimiter(rate, 1, 8)
+    # A short history and lookback keep the live start-up read (at the low rate) short.
+    async with (
+        simulator(history=timedelta(days=1)) as sim,
+        exporter(sim, limiter, live_running=True, interval=interval, lookback="2h") as exp,
+    ):
         sim.faults.add(match="/api/v2/insights/*", latency=0.05)
         async with anyio.create_task_group() as tg:
             tg.start_soon(exp.live.run)
             # The start-up history read first: afterwards a live cycle is one request.
-            projects = len(sim.world.projects)
-            while exp.live_cycles < projects:
-                await anyio.sleep(interval)
+            await exp.every_project_polled.wait()
             before = sim.stats()["requests"]
             assert isinstance(before, dict)
             cycles_at_start = exp.live_cycles
@@ -350,4 +358,5 @@ async def test_live_polling_keeps_its_cadence_while_a_sweep_runs() -> None:
     # collector about one cycle per project in that time.
     intervals_spanned = insights_requests / rate / interval
     assert intervals_spanned >= 8
+    projects = len(exp.live.projects)
     assert cycles_during_sweep >= projects * intervals_spanned / 3
