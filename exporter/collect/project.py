@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
-from exporter.circleci import CircleCIClient, models
+import anyio
+
+from exporter.circleci import CircleCIClient, CircleCIError, models
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.settings import CollectSettings, Defaults
@@ -32,6 +35,10 @@ _NO_WORKFLOW_GRACE = 3600.0
 # How deep the branch-filtered history read goes for a branch whose last completed runs are
 # not in the recent history: 10 pages of 20 pipelines.
 _HISTORY_PIPELINES = 200
+# Reads within one project run this many at a time: enough to keep the shared rate limit busy
+# while a project is read from scratch, few enough that one busy project cannot fill the
+# limiter's queue ahead of the others.
+_PROJECT_CONCURRENCY = 4
 
 
 @dataclass(slots=True)
@@ -105,11 +112,7 @@ class ProjectCollector:
         # Every new pipeline is known before any is read: if a read fails, the rest stay
         # unsettled and are read next cycle instead of hiding below the first known one.
         # Newest first, so that the start-up read meets each series' newest run first.
-        unsettled = [t for t in self._pipelines.values() if not t.settled]
-        unsettled.sort(key=lambda t: t.pipeline.created_at, reverse=True)
-        for tracked in unsettled:
-            if tracked.place is not None:
-                await self._sync(tracked, tracked.place)
+        await self._sync([t for t in self._pipelines.values() if not t.settled])
         if not self._history_done:
             await self._read_branch_history()
             self._history_done = True
@@ -161,33 +164,48 @@ class ProjectCollector:
         if place is not None:
             self.state.apply(translate.pipeline_update(self.slug, pipeline, place))
 
-    async def _sync(self, tracked: _Tracked, place: Placement) -> None:
-        """Read the pipeline's workflows and settle it once they have all finished."""
-        pipeline = tracked.pipeline
-        if pipeline.state == "errored":
-            tracked.settled = True  # a config error: no workflows will come
-            return
-        workflows = [w async for w in self.client.iter_pipeline_workflows(pipeline.id)]
-        for workflow in workflows:
-            if workflow.id in tracked.finished_workflows:
-                continue
-            if workflow.status == "on_hold" == tracked.last_status.get(workflow.id):
-                continue  # still waiting for an approval: none of its jobs can have moved
-            tracked.last_status[workflow.id] = workflow.status
-            await self._sync_workflow(tracked, place, workflow)
-        if workflows:
-            tracked.settled = len(tracked.finished_workflows) >= len(workflows)
-        else:
-            age = self.clock() - pipeline.created_at.timestamp()
-            tracked.settled = age > _NO_WORKFLOW_GRACE
-        if tracked.settled:
-            # Finished workflow ids stay (a rerun reopens the pipeline); job ids can go.
-            tracked.finished_jobs.clear()
-            tracked.last_status.clear()
+    async def _sync(self, pipelines: list[_Tracked]) -> None:
+        """Read these pipelines' workflows, then the jobs of the workflows that need it, a few
+        requests at a time, and settle each pipeline once all its workflows have finished."""
+        # Newest first, so that the start-up read meets each series' newest run first.
+        todo = sorted(
+            (t for t in pipelines if t.place is not None and t.pipeline.state != "errored"),
+            key=lambda t: t.pipeline.created_at,
+            reverse=True,
+        )
+        for tracked in pipelines:
+            if tracked.pipeline.state == "errored":
+                tracked.settled = True  # a config error: no workflows will come
+        workflows: dict[str, list[models.Workflow]] = {}
 
-    async def _sync_workflow(
-        self, tracked: _Tracked, place: Placement, workflow: models.Workflow
-    ) -> None:
+        async def list_workflows(tracked: _Tracked) -> None:
+            pipeline_id = tracked.pipeline.id
+            workflows[pipeline_id] = [
+                w async for w in self.client.iter_pipeline_workflows(pipeline_id)
+            ]
+
+        await self._in_parallel([partial(list_workflows, t) for t in todo])
+        job_reads = []
+        for tracked in todo:
+            for workflow in workflows[tracked.pipeline.id]:
+                read = self._apply_workflow(tracked, workflow)
+                if read is not None:
+                    job_reads.append(read)
+        await self._in_parallel(job_reads)
+        for tracked in todo:
+            self._settle(tracked, workflows[tracked.pipeline.id])
+
+    def _apply_workflow(
+        self, tracked: _Tracked, workflow: models.Workflow
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Apply the workflow; return the read of its jobs when they are worth a request."""
+        place = tracked.place
+        assert place is not None
+        if workflow.id in tracked.finished_workflows:
+            return None
+        if workflow.status == "on_hold" == tracked.last_status.get(workflow.id):
+            return None  # still waiting for an approval: none of its jobs can have moved
+        tracked.last_status[workflow.id] = workflow.status
         update = translate.workflow_update(self.slug, workflow, place)
         self.state.apply(update)
         complete = update.status in WORKFLOW_TERMINAL
@@ -197,15 +215,20 @@ class ProjectCollector:
             self._note_streak(series, update.status)
         # Jobs of a run that finished before start-up only matter for the gauges of its series'
         # newest run; nothing of a folded branch's history is ever shown.
-        if not history or (not place.folded and series not in self._history_jobs_read):
-            if history:
-                self._history_jobs_read.add(series)
-            await self._sync_jobs(tracked, place, workflow, history)
-        if complete:
+        if history and (place.folded or series in self._history_jobs_read):
             tracked.finished_workflows.add(workflow.id)
+            return None
+        if history:
+            self._history_jobs_read.add(series)
+        return partial(self._sync_jobs, tracked, place, workflow, complete, history)
 
     async def _sync_jobs(
-        self, tracked: _Tracked, place: Placement, workflow: models.Workflow, history: bool
+        self,
+        tracked: _Tracked,
+        place: Placement,
+        workflow: models.Workflow,
+        complete: bool,
+        history: bool,
     ) -> None:
         async for job in self.client.iter_workflow_jobs(workflow.id):
             # Approval jobs are not runs: they have no number, duration or tests (api-notes §2.6).
@@ -218,6 +241,45 @@ class ProjectCollector:
             if update.job_number is not None:
                 await self._fetch_details_once(update, history)
             tracked.finished_jobs.add(job.id)
+        if complete:
+            tracked.finished_workflows.add(workflow.id)
+
+    def _settle(self, tracked: _Tracked, workflows: list[models.Workflow]) -> None:
+        if workflows:
+            tracked.settled = all(w.id in tracked.finished_workflows for w in workflows)
+        else:
+            age = self.clock() - tracked.pipeline.created_at.timestamp()
+            tracked.settled = age > _NO_WORKFLOW_GRACE
+        if tracked.settled:
+            # Finished workflow ids stay (a rerun reopens the pipeline); job ids can go.
+            tracked.finished_jobs.clear()
+            tracked.last_status.clear()
+
+    @staticmethod
+    async def _in_parallel(reads: list[Callable[[], Awaitable[None]]]) -> None:
+        """Run the reads, `_PROJECT_CONCURRENCY` at a time. The first API error stops the
+        rest and is raised as itself (not in an exception group): the cycle has failed, and
+        what was not read is read next cycle."""
+        if len(reads) <= 1:
+            for read in reads:
+                await read()
+            return
+        slots = anyio.CapacityLimiter(_PROJECT_CONCURRENCY)
+        failures: list[CircleCIError] = []
+
+        async def run(read: Callable[[], Awaitable[None]]) -> None:
+            async with slots:
+                try:
+                    await read()
+                except CircleCIError as err:
+                    failures.append(err)
+                    tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            for read in reads:
+                tg.start_soon(run, read)
+        if failures:
+            raise failures[0]
 
     async def _fetch_details_once(self, job: JobUpdate, history: bool) -> None:
         if job.job_id in self._details_fetched:
@@ -277,17 +339,18 @@ class ProjectCollector:
             if not self._branch_history_incomplete(branch):
                 continue
             read = 0
-            async for pipeline in self.client.iter_project_pipelines(self.slug, branch=branch):
-                read += 1
-                if read > _HISTORY_PIPELINES or not self._branch_history_incomplete(branch):
+            pages = self.client.iter_project_pipeline_pages(self.slug, branch=branch)
+            async for page in pages:
+                found = []
+                for pipeline in page:
+                    place = self.policy.place(pipeline.branch, pipeline.tag)
+                    if pipeline.id not in self._pipelines and place is not None:
+                        found.append(_Tracked(pipeline, place))
+                        self._pipelines[pipeline.id] = found[-1]
+                await self._sync(found)
+                read += len(page)
+                if read >= _HISTORY_PIPELINES or not self._branch_history_incomplete(branch):
                     break
-                if pipeline.id in self._pipelines:
-                    continue
-                place = self.policy.place(pipeline.branch, pipeline.tag)
-                if place is None:
-                    continue
-                tracked = self._pipelines[pipeline.id] = _Tracked(pipeline, place)
-                await self._sync(tracked, place)
 
     def _forget_settled(self, now: float) -> None:
         """Settled pipelines older than the TTL can no longer reach the top of the list."""
