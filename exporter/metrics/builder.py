@@ -1,57 +1,91 @@
-"""Builds prometheus_client metric families from label tuples, by the catalog's definitions."""
+"""Builds the sample lines of one metric family, by the catalog's definitions.
+
+The lines are written here directly rather than through prometheus_client's generic
+generators: those format each sample through several objects and took 2.4 s (text) plus
+3.5 s (OpenMetrics) for 157k series, once per snapshot. Our families are fixed in advance
+(names valid, label names known), so a sample is one f-string with cached label escaping, and
+the same lines serve both formats, which differ only in a family's header and the final EOF.
+prometheus_client's parsers and `promtool check metrics` verify the result in the tests.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from prometheus_client.core import Metric
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
-
-from exporter.metrics.catalog import BY_NAME
+from exporter.metrics.catalog import BY_NAME, Family
 from exporter.state.histogram import HistogramData
+
+
+@lru_cache(maxsize=1 << 16)
+def _escape(value: str) -> str:
+    """A label value as both formats quote it."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _number(value: float) -> str:
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFamily:
+    spec: Family
+    lines: list[str]  # sample lines, each ending in a newline
 
 
 class FamilyBuilder:
     """Samples of one family of the catalog; labels are given as values in catalog order."""
 
-    __slots__ = ("_labels", "_metric", "_sample_name")
+    __slots__ = ("_label_names", "_lines", "_name", "_spec")
 
     def __init__(self, name: str) -> None:
-        spec = BY_NAME[name]
-        base = name.removesuffix("_total") if spec.kind == "counter" else name
-        self._metric = Metric(base, spec.help, spec.prometheus_type)
-        self._labels = spec.labels
-        self._sample_name = name
+        self._spec = BY_NAME[name]
+        self._name = name
+        self._label_names = self._spec.labels
+        self._lines: list[str] = []
 
-    def add(self, values: tuple[str, ...], value: float) -> None:
-        self._metric.samples.append(
-            Sample(self._sample_name, dict(zip(self._labels, values, strict=True)), value)
+    def _pairs(self, values: tuple[str, ...]) -> str:
+        if len(values) != len(self._label_names):
+            raise ValueError(f"{self._name}: expected labels {self._label_names}, got {values}")
+        return ",".join(
+            f'{name}="{_escape(value)}"'
+            for name, value in zip(self._label_names, values, strict=True)
         )
 
-    def add_histogram(self, values: tuple[str, ...], data: HistogramData) -> None:
-        labels = dict(zip(self._labels, values, strict=True))
-        samples = self._metric.samples
-        name = self._sample_name
-        for bound, count in data.cumulative():
-            le: str = floatToGoString(bound)  # type: ignore[no-untyped-call]
-            samples.append(Sample(f"{name}_bucket", {**labels, "le": le}, float(count)))
-        samples.append(Sample(f"{name}_count", labels, float(data.count)))
-        samples.append(Sample(f"{name}_sum", labels, data.total))
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        pairs = self._pairs(values)
+        labels = f"{{{pairs}}}" if pairs else ""
+        self._lines.append(f"{self._name}{labels} {_number(value)}\n")
 
-    def build(self) -> Metric:
-        return self._metric
+    def add_histogram(self, values: tuple[str, ...], data: HistogramData) -> None:
+        pairs = self._pairs(values)
+        prefix = f"{pairs}," if pairs else ""
+        labels = f"{{{pairs}}}" if pairs else ""
+        name = self._name
+        lines = self._lines
+        for bound, count in data.cumulative():
+            le = "+Inf" if math.isinf(bound) else repr(float(bound))
+            lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {float(count)!r}\n')
+        lines.append(f"{name}_count{labels} {float(data.count)!r}\n")
+        lines.append(f"{name}_sum{labels} {_number(data.total)}\n")
+
+    def build(self) -> BuiltFamily:
+        return BuiltFamily(self._spec, self._lines)
 
     @classmethod
-    def counters(cls, name: str, values: Mapping[Any, int]) -> Metric:
+    def counters(cls, name: str, values: Mapping[Any, int]) -> BuiltFamily:
         family = cls(name)
         for key, count in values.items():
             family.add(key, float(count))
         return family.build()
 
     @classmethod
-    def histograms(cls, name: str, values: Mapping[Any, HistogramData]) -> Metric:
+    def histograms(cls, name: str, values: Mapping[Any, HistogramData]) -> BuiltFamily:
         family = cls(name)
         for key, data in values.items():
             family.add_histogram(key, data)

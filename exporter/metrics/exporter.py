@@ -5,14 +5,12 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import Metric
-
 from exporter import __version__
-from exporter.metrics.builder import FamilyBuilder
+from exporter.metrics.builder import BuiltFamily, FamilyBuilder
 from exporter.state.snapshot import Snapshot
 
 
-def exporter_families(snapshot: Snapshot, intervals: Mapping[str, float]) -> Iterator[Metric]:
+def exporter_families(snapshot: Snapshot, intervals: Mapping[str, float]) -> Iterator[BuiltFamily]:
     build_info = FamilyBuilder("circleci_exporter_build_info")
     build_info.add((__version__, platform.python_version()), 1.0)
     yield build_info.build()

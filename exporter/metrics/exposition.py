@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, exposition
-from prometheus_client.core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 
-from exporter.metrics.builder import FamilyBuilder
+from exporter.metrics.builder import BuiltFamily, FamilyBuilder
 from exporter.metrics.exporter import exporter_families
 from exporter.metrics.insights import insights_families
 from exporter.metrics.live import live_families
@@ -20,17 +19,6 @@ from exporter.state.snapshot import Snapshot
 # 0.0.4 is what every Prometheus version, Debian's 2.42 included, negotiates.
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics.CONTENT_TYPE_LATEST
-_EOF = b"# EOF\n"
-
-
-class _Families:
-    """What prometheus_client's generators expect of a registry: a `collect()`."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +33,32 @@ class Rendered:
 
 def _families(
     snapshot: Snapshot, intervals: Mapping[str, float], insights: InsightsSnapshot | None
-) -> Iterator[Metric]:
+) -> Iterator[BuiltFamily]:
     yield from live_families(snapshot)
     if insights is not None:
         yield from insights_families(insights)
     yield from exporter_families(snapshot, intervals)
+
+
+def _help(text: str, openmetrics: bool) -> str:
+    escaped = text.replace("\\", r"\\").replace("\n", r"\n")
+    return escaped.replace('"', r"\"") if openmetrics else escaped
+
+
+def _write(families: list[BuiltFamily], openmetrics: bool) -> bytes:
+    parts: list[str] = []
+    for family in families:
+        spec = family.spec
+        # OpenMetrics names a counter family without its `_total` sample suffix.
+        name = (
+            spec.name.removesuffix("_total")
+            if openmetrics and spec.kind == "counter"
+            else spec.name
+        )
+        parts.append(f"# HELP {name} {_help(spec.help, openmetrics)}\n")
+        parts.append(f"# TYPE {name} {spec.prometheus_type}\n")
+        parts.extend(family.lines)
+    return "".join(parts).encode()
 
 
 def render(
@@ -57,14 +66,12 @@ def render(
     intervals: Mapping[str, float],
     insights: InsightsSnapshot | None = None,
 ) -> Rendered:
-    families = [f for f in _families(snapshot, intervals, insights) if f.samples]
-    series = sum(len(f.samples) for f in families)
+    families = [f for f in _families(snapshot, intervals, insights) if f.lines]
+    series = sum(len(f.lines) for f in families)
     count = FamilyBuilder("circleci_exporter_series")
     count.add((), float(series))
     families.append(count.build())
-    text = exposition.generate_latest(_Families(families))
-    om: bytes = openmetrics.generate_latest(_Families(families))  # type: ignore[no-untyped-call]
-    return Rendered(text, om.removesuffix(_EOF), series)
+    return Rendered(_write(families, False), _write(families, True), series)
 
 
 def render_process(registry: CollectorRegistry, fmt_openmetrics: bool) -> bytes:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import Metric
-
-from exporter.metrics.builder import FamilyBuilder
+from exporter.metrics.builder import BuiltFamily, FamilyBuilder
 from exporter.state.insights import InsightsSnapshot, RunStats, UsageStats
 
 # Each family is named `circleci_insights_<level>_<field>` after the state field it shows.
@@ -43,7 +41,7 @@ class _RunFamilies:
         for stat, seconds in stats.durations.items():
             self._durations.add((*labels, stat), seconds)
 
-    def build(self) -> Iterator[Metric]:
+    def build(self) -> Iterator[BuiltFamily]:
         for family, _ in self._gauges:
             yield family.build()
         yield self._durations.build()
@@ -58,13 +56,13 @@ def _usage(
             family.add(labels, float(value))
 
 
-def insights_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
+def insights_families(snapshot: InsightsSnapshot) -> Iterator[BuiltFamily]:
     yield from _workflow_families(snapshot)
     yield from _test_families(snapshot)
     yield from _org_families(snapshot)
 
 
-def _workflow_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
+def _workflow_families(snapshot: InsightsSnapshot) -> Iterator[BuiltFamily]:
     workflows = _RunFamilies("workflow")
     mttr = FamilyBuilder("circleci_insights_workflow_mttr_seconds")
     trend = FamilyBuilder("circleci_insights_workflow_trend")
@@ -88,7 +86,7 @@ def _workflow_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
     yield branches.build()
 
 
-def _test_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
+def _test_families(snapshot: InsightsSnapshot) -> Iterator[BuiltFamily]:
     flaky = FamilyBuilder("circleci_insights_flaky_tests")
     times_flaked = FamilyBuilder("circleci_insights_flaky_test_times_flaked")
     test_runs = FamilyBuilder("circleci_insights_test_runs")
@@ -108,7 +106,7 @@ def _test_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
         yield family.build()
 
 
-def _org_families(snapshot: InsightsSnapshot) -> Iterator[Metric]:
+def _org_families(snapshot: InsightsSnapshot) -> Iterator[BuiltFamily]:
     org_families = {f: FamilyBuilder(f"circleci_insights_org_{f}") for f in _ORG_FIELDS}
     project_families = {f: FamilyBuilder(f"circleci_insights_project_{f}") for f in _PROJECT_FIELDS}
     for org, o in snapshot.orgs.items():

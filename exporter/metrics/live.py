@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import Metric
-
-from exporter.metrics.builder import FamilyBuilder
+from exporter.metrics.builder import BuiltFamily, FamilyBuilder
 from exporter.state.snapshot import Snapshot
 from exporter.state.statuses import (
     JOB_TERMINAL,
@@ -27,7 +25,7 @@ def _state_set(
         family.add((*labels, current), 1.0)
 
 
-def live_families(snapshot: Snapshot) -> Iterator[Metric]:
+def live_families(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     project_info = FamilyBuilder("circleci_project_info")
     default_branch = FamilyBuilder("circleci_project_default_branch_info")
     for row in snapshot.projects.values():
@@ -49,7 +47,7 @@ def live_families(snapshot: Snapshot) -> Iterator[Metric]:
     yield from _job_gauges(snapshot)
 
 
-def _workflow_gauges(snapshot: Snapshot) -> Iterator[Metric]:
+def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     status = FamilyBuilder("circleci_workflow_status")
     last_status = FamilyBuilder("circleci_workflow_last_completed_status")
     last_at = FamilyBuilder("circleci_workflow_last_completed_timestamp_seconds")
@@ -80,7 +78,7 @@ def _workflow_gauges(snapshot: Snapshot) -> Iterator[Metric]:
     yield last_run.build()
 
 
-def _job_gauges(snapshot: Snapshot) -> Iterator[Metric]:
+def _job_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     last_status = FamilyBuilder("circleci_job_last_completed_status")
     last_duration = FamilyBuilder("circleci_job_last_completed_duration_seconds")
     tests = FamilyBuilder("circleci_job_last_tests")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from exporter import __version__
@@ -34,11 +34,11 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
-        if "application/openmetrics-text" in request.headers.get("accept", ""):
-            body = rendered.openmetrics + render_process(registry, fmt_openmetrics=True)
-            return Response(body, media_type=OPENMETRICS_CONTENT_TYPE)
-        body = rendered.text + render_process(registry, fmt_openmetrics=False)
-        return Response(body, media_type=TEXT_CONTENT_TYPE)
+        openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
+        cached = rendered.openmetrics if openmetrics else rendered.text
+        live = render_process(registry, fmt_openmetrics=openmetrics)
+        media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        return StreamingResponse(_stream(cached, live), media_type=media_type)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -60,6 +60,18 @@ def create_app(
     if webhooks is not None:
         routes.append(webhooks.route())
     return Starlette(routes=routes)
+
+
+# The cached exposition goes out in slices of itself, never copied whole: with 100k series it
+# is ~15 MB, and a copy per scrape in flight made 100 concurrent scrapes cost over 1 GB.
+_CHUNK = 256 * 1024
+
+
+async def _stream(cached: bytes, live: bytes) -> AsyncIterator[memoryview | bytes]:
+    view = memoryview(cached)
+    for start in range(0, len(view), _CHUNK):
+        yield view[start : start + _CHUNK]
+    yield live
 
 
 def _when(timestamp: float | None) -> str:
