@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.live import LiveCollector
-from exporter.collect.project import ProjectCollector
+from exporter.collect.project import PROJECT_CONCURRENCY, ProjectCollector
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
@@ -360,10 +360,10 @@ async def _run(args: argparse.Namespace, sim: SimulatorProcess) -> None:
                 f"{finish[-1]:.1f} s",
             ),
             Row(
-                "largest project (its requests are sequential)",
+                f"largest project ({PROJECT_CONCURRENCY} of its requests at a time)",
                 f"{largest_requests} requests ({largest_requests / ours_picture.requests:.1%}), "
                 f"done at {ours_picture.done_at[largest]:.1f} s; alone it needs >= "
-                f"{largest_requests * args.latency:.1f} s",
+                f"{largest_requests * args.latency / PROJECT_CONCURRENCY:.1f} s",
             ),
             Row(
                 "projects whose first cycle failed",

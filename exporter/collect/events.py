@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from exporter.circleci import slugs
 from exporter.circleci.models import ApiModel, Timestamp
+from exporter.collect import translate
 from exporter.collect.branches import Placement
 from exporter.state.updates import JobUpdate, WorkflowUpdate
 
@@ -87,19 +88,17 @@ class WorkflowCompleted(_Event):
     workflow: EventWorkflow
 
     def to_update(self, project_slug: str, place: Placement) -> WorkflowUpdate:
-        workflow, number = self.workflow, self.pipeline.number
-        return WorkflowUpdate(
-            project=project_slug,
-            branch=place.label,
-            workflow=workflow.name,
+        workflow = self.workflow
+        return translate.workflow_run_update(
+            project_slug,
+            place,
             workflow_id=workflow.id,
-            pipeline_number=number,
+            name=workflow.name,
+            pipeline_number=self.pipeline.number,
             # Validation guarantees a status (see `parse_event`).
             status=workflow.status or "",
-            created_at=workflow.created_at.timestamp(),
-            stopped_at=_seconds(workflow),
-            url=slugs.workflow_url(project_slug, number, workflow.id),
-            folded=place.folded,
+            created_at=workflow.created_at,
+            stopped_at=workflow.stopped_at,
         )
 
 
@@ -111,24 +110,21 @@ class JobCompleted(_Event):
     workflow: EventWorkflow | None = None
 
     def to_update(self, project_slug: str, place: Placement) -> JobUpdate:
-        job, number = self.job, self.pipeline.number
-        assert self.workflow is not None  # checked by parse_event
-        workflow = self.workflow
-        started_at = job.started_at.timestamp() if job.started_at else None
-        return JobUpdate(
-            project=project_slug,
-            branch=place.label,
-            workflow=workflow.name,
+        job, workflow = self.job, self.workflow
+        assert workflow is not None  # checked by parse_event
+        return translate.job_run_update(
+            project_slug,
+            place,
             workflow_id=workflow.id,
-            job=job.name,
+            workflow_name=workflow.name,
+            workflow_created_at=workflow.created_at,
+            pipeline_number=self.pipeline.number,
             job_id=job.id,
-            job_number=job.number,
+            name=job.name,
+            number=job.number,
             status=job.status,
-            created_at=started_at if started_at is not None else workflow.created_at.timestamp(),
-            started_at=started_at,
-            stopped_at=job.stopped_at.timestamp() if job.stopped_at else None,
-            url=slugs.job_url(project_slug, number, workflow.id, job.number),
-            folded=place.folded,
+            started_at=job.started_at,
+            stopped_at=job.stopped_at,
         )
 
 
@@ -141,10 +137,6 @@ class MalformedEvent(ValueError):
 
 class UnusableEvent(ValueError):
     """A well-formed event that cannot become a run update (polling will see the run)."""
-
-
-def _seconds(workflow: EventWorkflow) -> float | None:
-    return workflow.stopped_at.timestamp() if workflow.stopped_at else None
 
 
 @dataclass(frozen=True, slots=True)

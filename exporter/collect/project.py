@@ -38,7 +38,7 @@ _HISTORY_PIPELINES = 200
 # Reads within one project run this many at a time: enough to keep the shared rate limit busy
 # while a project is read from scratch, few enough that one busy project cannot fill the
 # limiter's queue ahead of the others.
-_PROJECT_CONCURRENCY = 4
+PROJECT_CONCURRENCY = 4
 
 
 @dataclass(slots=True)
@@ -257,14 +257,14 @@ class ProjectCollector:
 
     @staticmethod
     async def _in_parallel(reads: list[Callable[[], Awaitable[None]]]) -> None:
-        """Run the reads, `_PROJECT_CONCURRENCY` at a time. The first API error stops the
+        """Run the reads, `PROJECT_CONCURRENCY` at a time. The first API error stops the
         rest and is raised as itself (not in an exception group): the cycle has failed, and
         what was not read is read next cycle."""
         if len(reads) <= 1:
             for read in reads:
                 await read()
             return
-        slots = anyio.CapacityLimiter(_PROJECT_CONCURRENCY)
+        slots = anyio.CapacityLimiter(PROJECT_CONCURRENCY)
         failures: list[CircleCIError] = []
 
         async def run(read: Callable[[], Awaitable[None]]) -> None:

@@ -48,41 +48,98 @@ def pipeline_update(
     )
 
 
-def workflow_update(
-    project_slug: str, workflow: models.Workflow, place: Placement
+def workflow_run_update(
+    project_slug: str,
+    place: Placement,
+    *,
+    workflow_id: str,
+    name: str,
+    pipeline_number: int,
+    status: str,
+    created_at: datetime,
+    stopped_at: datetime | None,
 ) -> WorkflowUpdate:
+    """The update for one workflow run, whether polling or a webhook reported it."""
     return WorkflowUpdate(
         project=project_slug,
         branch=place.label,
-        workflow=workflow.name,
+        workflow=name,
+        workflow_id=workflow_id,
+        pipeline_number=pipeline_number,
+        status=status,
+        created_at=created_at.timestamp(),
+        stopped_at=seconds(stopped_at),
+        url=slugs.workflow_url(project_slug, pipeline_number, workflow_id),
+        folded=place.folded,
+    )
+
+
+def job_run_update(
+    project_slug: str,
+    place: Placement,
+    *,
+    workflow_id: str,
+    workflow_name: str,
+    workflow_created_at: datetime,
+    pipeline_number: int,
+    job_id: str,
+    name: str,
+    number: int | None,
+    status: str,
+    started_at: datetime | None,
+    stopped_at: datetime | None,
+) -> JobUpdate:
+    """The update for one job run, whether polling or a webhook reported it. A job that never
+    started is ordered by its workflow's creation."""
+    started = seconds(started_at)
+    return JobUpdate(
+        project=project_slug,
+        branch=place.label,
+        workflow=workflow_name,
+        workflow_id=workflow_id,
+        job=name,
+        job_id=job_id,
+        job_number=number,
+        status=status,
+        created_at=started if started is not None else workflow_created_at.timestamp(),
+        started_at=started,
+        stopped_at=seconds(stopped_at),
+        url=slugs.job_url(project_slug, pipeline_number, workflow_id, number),
+        folded=place.folded,
+    )
+
+
+def workflow_update(
+    project_slug: str, workflow: models.Workflow, place: Placement
+) -> WorkflowUpdate:
+    return workflow_run_update(
+        project_slug,
+        place,
         workflow_id=workflow.id,
+        name=workflow.name,
         pipeline_number=workflow.pipeline_number,
         status=workflow.status,
-        created_at=workflow.created_at.timestamp(),
-        stopped_at=seconds(workflow.stopped_at),
-        url=slugs.workflow_url(project_slug, workflow.pipeline_number, workflow.id),
-        folded=place.folded,
+        created_at=workflow.created_at,
+        stopped_at=workflow.stopped_at,
     )
 
 
 def job_update(
     project_slug: str, workflow: models.Workflow, job: models.Job, place: Placement
 ) -> JobUpdate:
-    started_at = seconds(job.started_at)
-    return JobUpdate(
-        project=project_slug,
-        branch=place.label,
-        workflow=workflow.name,
+    return job_run_update(
+        project_slug,
+        place,
         workflow_id=workflow.id,
-        job=job.name,
+        workflow_name=workflow.name,
+        workflow_created_at=workflow.created_at,
+        pipeline_number=workflow.pipeline_number,
         job_id=job.id,
-        job_number=job.job_number,
+        name=job.name,
+        number=job.job_number,
         status=job.status,
-        created_at=started_at if started_at is not None else workflow.created_at.timestamp(),
-        started_at=started_at,
-        stopped_at=seconds(job.stopped_at),
-        url=slugs.job_url(project_slug, workflow.pipeline_number, workflow.id, job.job_number),
-        folded=place.folded,
+        started_at=job.started_at,
+        stopped_at=job.stopped_at,
     )
 
 
