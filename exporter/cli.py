@@ -19,7 +19,6 @@ from exporter.logs import configure_logging
 from exporter.settings import (
     ConfigError,
     Settings,
-    host_port,
     load_settings,
     warn_about_abusive_intervals,
 )
@@ -228,15 +227,17 @@ def _simulate(args: argparse.Namespace) -> int:
     from exporter.simulator import SimConfig, serve
 
     try:
-        host, port = host_port(args.listen)
         config = SimConfig(
             projects=args.projects, seed=args.seed, speed=args.speed, token=args.token
         )
+        sock = listen(args.listen, key="simulate --listen")
     except ValueError as err:
         return _fail([f"simulate: {err}"])
+    except ConfigError as err:
+        return _fail(err.problems)
     configure_logging("info", "logfmt")
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, config, host, port)
+        anyio.run(serve, config, sock)
     return 0
 
 

@@ -47,6 +47,7 @@ class RunningSimulator:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        sock: socket.socket | None = None,
     ) -> None:
         self.world = world if world is not None else World(config, clock)
         self.config = self.world.config
@@ -55,6 +56,7 @@ class RunningSimulator:
         self.app = create_app(self.world, self.faults, self.webhooks)
         self.sender = WebhookSender(self.world, self.webhooks)
         self._host, self._port = host, port
+        self._sock = sock  # already bound (the `simulate` command binds it to report errors)
         self._server: _EmbeddedServer | None = None
         self._task_group: TaskGroup | None = None
 
@@ -74,10 +76,12 @@ class RunningSimulator:
     async def __aenter__(self) -> RunningSimulator:
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
         # and without it every response waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
-        self._port = sock.getsockname()[1]
+        sock = self._sock
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+        self._host, self._port = sock.getsockname()[:2]
         config = uvicorn.Config(
             self.app,
             log_config=None,  # leave the embedding process's logging alone
@@ -110,8 +114,8 @@ class RunningSimulator:
         return await self._task_group.__aexit__(exc_type, exc, traceback)
 
 
-async def serve(config: SimConfig, host: str, port: int) -> None:
-    """Serve a simulated organisation on host:port until cancelled (`simulate` sub-command)."""
-    async with RunningSimulator(config, host=host, port=port) as sim:
+async def serve(config: SimConfig, sock: socket.socket) -> None:
+    """Serve a simulated organisation on a bound socket until cancelled (`simulate`)."""
+    async with RunningSimulator(config, sock=sock) as sim:
         logger.info("point the exporter at CIRCLECI_API_URL=%s", sim.api_url)
         await anyio.sleep_forever()
