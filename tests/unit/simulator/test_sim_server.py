@@ -30,6 +30,7 @@ from exporter.simulator import (
     sign,
 )
 from exporter.simulator.webhooks import WebhookRegistry
+from exporter.web.listen import listen
 
 pytestmark = pytest.mark.anyio
 
@@ -210,7 +211,7 @@ async def test_sender_task_posts_to_a_real_receiver(clock: SimClock, receiver: _
 async def test_serve_runs_until_cancelled(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="exporter.simulator.server")
     async with anyio.create_task_group() as group:
-        group.start_soon(serve, SimConfig(projects=1), "127.0.0.1", 0)
+        group.start_soon(serve, SimConfig(projects=1), listen("127.0.0.1:0"))
         with anyio.fail_after(10):
             while not any("CIRCLECI_API_URL=" in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
                 await anyio.sleep(0.02)
