@@ -4,7 +4,6 @@ CircleCI, the landing page, and a token that appears nowhere."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,18 +21,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.metrics.catalog import BY_NAME
 from exporter.simulator import RunningSimulator, SimConfig
+from tests.rules.binaries import free_port
 
 pytestmark = pytest.mark.anyio
 
 EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 TOKEN = "CCIPAT_e2e-secret-token-0123456789"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def stop(process: Process) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from exporter.simulator import SimConfig, World
-from tests.e2e.test_exporter_process import free_port
+from tests.rules.binaries import free_port
 
 EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 

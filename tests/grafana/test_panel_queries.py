@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer, free_port, wait_until
 
 from grafana.generate.queries import expand, label_values_variables, load_dashboards, queries
+from tests.grafana.dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer
+from tests.rules.binaries import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -101,7 +102,7 @@ def demo_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return False
 
     try:
-        wait_until(healthy, 60, "the demo exporter's /healthz")
+        wait_until(healthy, "the demo exporter's /healthz", 60)
         yield address
     finally:
         process.terminate()
@@ -119,7 +120,7 @@ def prometheus(
         result = server.query("sum(increase(circleci_workflow_runs_total[1m])) > 0")
         return bool(result["status"] == "success" and result["data"]["result"])
 
-    wait_until(counted_runs, 180, "the demo to complete workflow runs")
+    wait_until(counted_runs, "the demo to complete workflow runs", 180)
     return server
 
 

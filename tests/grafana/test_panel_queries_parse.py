@@ -7,7 +7,6 @@ expression: a syntax error or a bad grouping comes back as an HTTP 400 with `err
 from collections.abc import Callable
 
 import pytest
-from dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer
 
 from grafana.generate.queries import (
     DashboardQuery,
@@ -16,6 +15,7 @@ from grafana.generate.queries import (
     load_dashboards,
     queries,
 )
+from tests.grafana.dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer
 
 DASHBOARDS = load_dashboards()
 ALL_QUERIES = [query for dashboard in DASHBOARDS.values() for query in queries(dashboard)]
