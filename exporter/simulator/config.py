@@ -28,12 +28,17 @@ class SimConfig:
     webhook_duplicate_ratio: float = 0.05
     webhook_reorder_ratio: float = 0.05
     flaky_tests_casing: FlakyTestsCasing = "snake"
+    # World seconds between two Insights refreshes. CircleCI refreshes Insights about daily
+    # (api-notes §6); a minute keeps demos and tests lively while answers stay stable.
+    insights_refresh: float = 60.0
 
     def __post_init__(self) -> None:
         if self.projects < 1:
             raise ValueError(f"projects must be at least 1, got {self.projects}")
         if self.speed <= 0:
             raise ValueError(f"speed must be positive, got {self.speed}")
+        if self.insights_refresh <= 0:
+            raise ValueError(f"insights_refresh must be positive, got {self.insights_refresh}")
         if self.history_seconds < 0:
             raise ValueError(f"history must not be negative, got {self.history}")
         for name in ("webhook_duplicate_ratio", "webhook_reorder_ratio"):

@@ -37,6 +37,8 @@ class SimContext:
     webhooks: WebhookRegistry
     requests: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
+    # Insights answers by request, with the refresh period they were computed in.
+    insights_answers: dict[str, tuple[int, object]] = field(default_factory=dict)
 
     def project(self, request: Request) -> Project:
         """The project named by the `{vcs}/{org}/{repo}` path parameters, or a 404."""

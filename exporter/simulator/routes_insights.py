@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 
 from exporter.simulator import insights
-from exporter.simulator.context import ApiError, ApiRoute, SimContext, query_flag
+from exporter.simulator.context import ApiError, ApiRoute, Handler, SimContext, query_flag
 from exporter.simulator.insights import ALL_BRANCHES, Window
 from exporter.simulator.insights_tests import flaky_tests, kebab_case, workflow_test_metrics
 from exporter.simulator.model import Project
@@ -361,7 +362,36 @@ def _timeseries_item(
     }
 
 
-ROUTES = (
+# Bounds the answers kept: distinct Insights requests (scopes, windows, page tokens).
+_MAX_ANSWERS = 10_000
+
+
+def _refreshed(handler: Handler) -> Handler:
+    """Serve an Insights answer computed once per refresh period of world time, as CircleCI's
+    own Insights are refreshed periodically rather than per request (api-notes §6). This also
+    keeps the heavy aggregations fast under load: the org summary scans every project's
+    history."""
+
+    async def answer(request: Request, ctx: SimContext) -> object:
+        config = ctx.world.config
+        now = ctx.world.sync()
+        period = int(
+            (now - ctx.world.origin).total_seconds() * config.speed // config.insights_refresh
+        )
+        key = f"{request.url.path}?{sorted(request.query_params.multi_items())}"
+        cached = ctx.insights_answers.get(key)
+        if cached is not None and cached[0] == period:
+            return cached[1]
+        body = await handler(request, ctx)
+        if len(ctx.insights_answers) >= _MAX_ANSWERS:
+            ctx.insights_answers.clear()
+        ctx.insights_answers[key] = (period, body)
+        return body
+
+    return answer
+
+
+_ROUTES = (
     # More specific shapes first: the org summary has one segment fewer than a project slug.
     ApiRoute(PAGES, "GET", "getProjectWorkflowsPageData", project_page_summary),
     ApiRoute(TIME_SERIES, "GET", "getJobTimeseries", job_timeseries),
@@ -374,3 +404,6 @@ ROUTES = (
     ApiRoute(V2 + PROJECT + "/branches", "GET", "getAllInsightsBranches", get_branches),
     ApiRoute(V2 + "/{vcs}/{org}/summary", "GET", "getOrgSummaryData", org_summary),
 )  # fmt: skip
+
+# Insights answers are refreshed periodically, not computed per request (see `_refreshed`).
+ROUTES = tuple(replace(route, handler=_refreshed(route.handler)) for route in _ROUTES)
