@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,8 +32,8 @@ from tests.rules.binaries import (
     free_port,
     prometheus_config_for_test,
     running_alertmanager,
+    running_process,
     running_prometheus,
-    wait_until,
 )
 from tests.rules.receiver import Notification, NotificationRecorder, recording_receiver
 from tests.rules.rule_files import ALERT_RULES, RECORDING_RULES
@@ -48,7 +47,6 @@ FAILED = ("failed", "error")
 # covered by the promtool unit tests in prometheus/tests/; here it would only make the test wait.
 SHORT_FOR = "2s"
 
-_EXPORTER_START_TIMEOUT = 30.0
 _PLAN_HORIZON = 45.0  # seconds of world (from its start) a scenario is planned in
 _FEATURE_FAILURE_WINDOW = (5.0, 30.0)  # a feature-branch run fails in it, after the stack is up
 _FEATURE_FAILURE_HOLD = 10.0  # ... and stays the branch's last completed run this long
@@ -208,35 +206,10 @@ def running_exporter(api_url: str, project: Project, work_dir: Path) -> Iterator
         "--log.level", "warning",
     ]  # fmt: skip
     env = {**os.environ, "CIRCLECI_TOKEN": "e2e-test-token", "CIRCLECI_API_URL": api_url}
-    log = work_dir / "exporter.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
-    try:
-        wait_until(
-            lambda: _exporter_ready(server),
-            f"the exporter's first collection ({server.url}/readyz)",
-            _EXPORTER_START_TIMEOUT,
-        )
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _exporter_ready(server: Server) -> bool:
-    if server.process.poll() is not None:
-        raise AssertionError(
-            f"the exporter exited with code {server.process.returncode}:\n{_tail(server.log)}"
-        )
-    try:
-        return httpx.get(f"{server.url}/readyz", timeout=2.0).status_code == 200
-    except httpx.TransportError:
-        return False
+    with running_process(
+        "exporter", command, port, work_dir, ready_path="/readyz", env=env
+    ) as exporter:
+        yield exporter
 
 
 @dataclass(frozen=True)

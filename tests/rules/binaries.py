@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,13 +86,23 @@ class Server:
 
 
 @contextmanager
-def _running(name: str, command: list[str], port: int, work_dir: Path) -> Iterator[Server]:
+def running_process(
+    name: str,
+    command: list[str],
+    port: int,
+    work_dir: Path,
+    *,
+    ready_path: str = "/-/ready",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """`command`, serving on 127.0.0.1:`port`, once `ready_path` answers 200; its output goes
+    to `work_dir/<name>.log`. Stopped on exit, killed if it does not stop."""
     log = work_dir / f"{name}.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
     try:
-        _wait_ready(name, server)
+        _wait_ready(name, server, ready_path)
         yield server
     finally:
         process.terminate()
@@ -103,18 +113,18 @@ def _running(name: str, command: list[str], port: int, work_dir: Path) -> Iterat
             process.wait()
 
 
-def _wait_ready(name: str, server: Server) -> None:
+def _wait_ready(name: str, server: Server, ready_path: str) -> None:
     def ready() -> bool:
         if server.process.poll() is not None:
             raise AssertionError(
                 f"{name} exited with code {server.process.returncode}:\n{server.log.read_text()}"
             )
         try:
-            return httpx.get(f"{server.url}/-/ready", timeout=2.0).status_code == 200
+            return httpx.get(f"{server.url}{ready_path}", timeout=2.0).status_code == 200
         except httpx.TransportError:
             return False
 
-    wait_until(ready, f"{name} to be ready at {server.url}", _START_TIMEOUT_SECONDS)
+    wait_until(ready, f"{name} to be ready at {server.url}{ready_path}", _START_TIMEOUT_SECONDS)
 
 
 @contextmanager
@@ -127,7 +137,7 @@ def running_prometheus(config_file: Path, work_dir: Path) -> Iterator[Server]:
         f"--storage.tsdb.path={work_dir / 'prometheus-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    with _running("prometheus", command, port, work_dir) as server:
+    with running_process("prometheus", command, port, work_dir) as server:
         yield server
 
 
@@ -143,7 +153,7 @@ def running_alertmanager(config_file: Path, work_dir: Path) -> Iterator[Server]:
         # Empty disables the gossip cluster, which would otherwise bind 0.0.0.0:9094.
         "--cluster.listen-address=",
     ]
-    with _running("alertmanager", command, port, work_dir) as server:
+    with running_process("alertmanager", command, port, work_dir) as server:
         yield server
 
 
