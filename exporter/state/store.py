@@ -168,10 +168,6 @@ class State:
             case TestResultsUpdate():
                 self._apply_tests(update)
 
-    def is_settled(self, run_id: str) -> bool:
-        """Whether a completed run with this id was applied already."""
-        return run_id in self._settled
-
     def _apply_pipeline(self, u: PipelineUpdate) -> None:
         self._branch_seen[(u.project, u.branch)] = max(
             u.created_at, self._branch_seen.get((u.project, u.branch), 0.0)
