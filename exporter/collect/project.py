@@ -77,7 +77,6 @@ class ProjectCollector:
         self._history_done = False
         # Series whose newest completed run's jobs (and tests) the start-up read fetched.
         self._history_jobs_read: set[tuple[str, str]] = set()
-        self._history_tests_read: set[tuple[str, str, str]] = set()
         # (branch, workflow) of history whose failure streak reached a non-failure.
         self._streak_known: set[tuple[str, str]] = set()
         self._streak_seen: set[tuple[str, str]] = set()
@@ -286,7 +285,7 @@ class ProjectCollector:
             return
         if not history:
             await self._fetch_queue_time(job)
-        await self._fetch_tests(job, history)
+        await self._fetch_tests(job)
         self._details_fetched[job.job_id] = job.created_at
         self._queued_jobs.pop(job.job_id, None)
 
@@ -310,16 +309,11 @@ class ProjectCollector:
             )
         )
 
-    async def _fetch_tests(self, job: JobUpdate, history: bool) -> None:
-        # Test counts only feed a gauge of tracked branches: never fetched for folded ones,
-        # and from history only for each job's newest run.
+    async def _fetch_tests(self, job: JobUpdate) -> None:
+        # Test counts only feed a gauge of tracked branches: never fetched for folded ones.
+        # (From history, only the newest run of each workflow has its jobs read at all.)
         if not self.settings.tests or job.folded or job.job_number is None:
             return
-        series = (job.branch, job.workflow, job.job)
-        if history:
-            if series in self._history_tests_read:
-                return
-            self._history_tests_read.add(series)
         results = [r async for r in self.client.iter_job_tests(self.slug, job.job_number)]
         self.state.apply(translate.test_results_update(job, results))
 
