@@ -95,7 +95,7 @@ def usage_stats(metrics: models.UsageMetrics) -> UsageStats:
         success_rate=metrics.success_rate,
         throughput_per_day=metrics.throughput,
         credits_used=number(metrics.total_credits_used),
-        duration_seconds_total=number(metrics.total_duration_secs),
+        runtime_seconds=number(metrics.total_duration_secs),
     )
 
 

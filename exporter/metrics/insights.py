@@ -20,9 +20,9 @@ _ORG_FIELDS = (
     "success_rate",
     "throughput_per_day",
     "credits_used",
-    "duration_seconds_total",
+    "runtime_seconds",
 )
-_PROJECT_FIELDS = ("runs", "success_rate", "credits_used", "duration_seconds_total")
+_PROJECT_FIELDS = ("runs", "success_rate", "credits_used", "runtime_seconds")
 
 
 class _RunFamilies:

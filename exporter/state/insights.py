@@ -52,7 +52,7 @@ class UsageStats:
     success_rate: float | None
     throughput_per_day: float | None
     credits_used: float | None
-    duration_seconds_total: float | None
+    runtime_seconds: float | None
 
 
 @dataclass(frozen=True, slots=True)

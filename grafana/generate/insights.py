@@ -217,7 +217,7 @@ def _organization_row(dashboard: dashboard_builders.Dashboard) -> dashboard_buil
             (
                 "Org total duration",
                 "Summed duration of all workflow runs.",
-                "circleci_insights_org_duration_seconds_total",
+                "circleci_insights_org_runtime_seconds",
                 "s",
             ),
         )
@@ -242,7 +242,7 @@ def _organization_row(dashboard: dashboard_builders.Dashboard) -> dashboard_buil
             Column("Credits", f"circleci_insights_project_credits_used{{{ORG_SELECTED}}}", "none"),
             Column(
                 "Total duration",
-                f"circleci_insights_project_duration_seconds_total{{{ORG_SELECTED}}}",
+                f"circleci_insights_project_runtime_seconds{{{ORG_SELECTED}}}",
                 "s",
             ),
         ],

@@ -382,10 +382,10 @@ async def test_org_summary_totals_and_project_rows(
         0.902,
         43.0,
     )
-    assert (org.totals.credits_used, org.totals.duration_seconds_total) == (5120400, 612400)
+    assert (org.totals.credits_used, org.totals.runtime_seconds) == (5120400, 612400)
     assert set(org.projects) == {"gh/acme/api", "gh/acme/web"}
     assert org.projects["gh/acme/web"].credits_used is None
-    assert org.projects["gh/acme/api"].duration_seconds_total == 218360
+    assert org.projects["gh/acme/api"].runtime_seconds == 218360
     request = next(r for r in fake_api.requests if r.url.path.endswith("/gh/acme/summary"))
     assert request.url.params["reporting-window"] == "last-30-days"
 
