@@ -162,6 +162,10 @@ EXPORTER = (
            "Series in the last snapshot of the CircleCI data.", "exporter"),
     Family("circleci_exporter_snapshot_timestamp_seconds", "gauge", (),
            "When the metrics served were last rebuilt from the state.", "exporter"),
+    # backfill (issue 18): where a backfill from Insights must stop.
+    Family("circleci_exporter_watch_start_timestamp_seconds", "gauge", (),
+           "When the exporter began watching: counters count runs completed from then on, "
+           "and a backfill ends just before it.", "exporter"),
 )  # fmt: skip
 
 # Families kept in the process registry (exporter.web.telemetry), updated as things happen.

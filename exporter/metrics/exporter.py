@@ -36,3 +36,7 @@ def exporter_families(snapshot: Snapshot, intervals: Mapping[str, float]) -> Ite
     taken = FamilyBuilder("circleci_exporter_snapshot_timestamp_seconds")
     taken.add((), snapshot.taken_at)
     yield taken.build()
+
+    watch_start = FamilyBuilder("circleci_exporter_watch_start_timestamp_seconds")
+    watch_start.add((), snapshot.watch_start)
+    yield watch_start.build()

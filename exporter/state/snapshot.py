@@ -65,6 +65,7 @@ class CollectionRow:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     taken_at: float
+    watch_start: float  # counters count runs completed from here on (State.watch_start)
     projects: Mapping[str, ProjectRow]
     # (project, branch, trigger) and (project, branch, error type)
     pipelines: Mapping[tuple[str, str, str], int]

@@ -323,6 +323,7 @@ class State:
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(
             taken_at=now,
+            watch_start=self.watch_start,
             projects=MappingProxyType(
                 {
                     slug: ProjectRow(slug, p.organization, p.name, p.url, p.default_branch)

@@ -71,3 +71,10 @@ def test_promtool_finds_nothing() -> None:
         ["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=60
     )
     assert check.returncode == 0 and not check.stdout and not check.stderr, check
+
+
+def test_watch_start_is_exposed() -> None:
+    """A backfill reads this to stop before the first run the live counters count."""
+    state = State(watch_start=1234.5, buckets=Buckets((60.0,), (60.0,), (5.0,)), series_ttl=1e9)
+    text = render(state.snapshot(2000.0), {"live": 30.0}).text.decode()
+    assert "circleci_exporter_watch_start_timestamp_seconds 1234.5\n" in text
