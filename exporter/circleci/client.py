@@ -262,6 +262,28 @@ class CircleCIClient:
             },
         )
 
+    def iter_job_runs(
+        self,
+        project_slug: str,
+        workflow_name: str,
+        job_name: str,
+        *,
+        branch: str | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> AsyncIterator[models.JobRun]:
+        """Individual runs of one job of a workflow, newest first, on one branch (default:
+        the default branch); like the workflow runs, at most 90 days back."""
+        if end_date is not None and start_date is None:
+            raise ValueError("end_date needs start_date (CircleCI rejects end-date alone)")
+        return self._paginate(
+            "getProjectJobRuns",
+            f"/v2/insights/{_project(project_slug)}/workflows/{_segment(workflow_name)}"
+            f"/jobs/{_segment(job_name)}",
+            models.JobRun,
+            {"branch": branch, "start-date": _iso(start_date), "end-date": _iso(end_date)},
+        )
+
     def iter_workflow_job_metrics(
         self,
         project_slug: str,

@@ -383,6 +383,17 @@ class WorkflowRun(ApiModel):
     is_approval: bool = False
 
 
+class JobRun(ApiModel):
+    """One run of a job within a workflow (getProjectJobRuns); `duration` is in seconds."""
+
+    id: str
+    status: str | None = None
+    started_at: Timestamp | None = None
+    stopped_at: Timestamp | None = None
+    duration: int | None = None
+    credits_used: int | None = None
+
+
 class JobMetrics(ApiModel):
     total_runs: int
     successful_runs: int

@@ -94,15 +94,8 @@ async def workflow_runs(request: Request, ctx: SimContext) -> object:
     project = ctx.project(request)
     name = _known_workflow(request, project)
     now = ctx.world.sync()
-    start, end = _date(request, "start-date"), _date(request, "end-date")
-    if end is not None and start is None:
-        raise ApiError(400, "start-date is required when end-date is given")
-    end = end or now
-    start = start or end - MAX_RANGE
-    if end - start > MAX_RANGE:
-        raise ApiError(400, "end-date must be at most 90 days after start-date")
     runs = insights.completed_runs(
-        ctx.world, project, Window(start, end), branch=_branch(request, project), name=name
+        ctx.world, project, _run_range(request, now), branch=_branch(request, project), name=name
     )
     items = [
         {
@@ -116,6 +109,47 @@ async def workflow_runs(request: Request, ctx: SimContext) -> object:
             "is_approval": run.is_approval,
         }
         for run in reversed(runs)
+    ]
+    page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
+    return page_body(list(page), token, request.url.path)
+
+
+def _run_range(request: Request, now: datetime) -> Window:
+    """`start-date`/`end-date` of the run lists: the 90 days before the end by default."""
+    start, end = _date(request, "start-date"), _date(request, "end-date")
+    if end is not None and start is None:
+        raise ApiError(400, "start-date is required when end-date is given")
+    end = end or now
+    start = start or end - MAX_RANGE
+    if end - start > MAX_RANGE:
+        raise ApiError(400, "end-date must be at most 90 days after start-date")
+    return Window(start, end)
+
+
+async def job_runs(request: Request, ctx: SimContext) -> object:
+    """Runs of one job, from the same workflow runs as getProjectWorkflowRuns (same window,
+    same branch), so a backfill from both lines up with the live timeline; newest first."""
+    project = ctx.project(request)
+    name = _known_workflow(request, project)
+    job_name: str = request.path_params["job"]
+    template = next(t for t in project.workflows if t.name == name)
+    if job_name not in {job.name for job in template.jobs}:
+        raise ApiError(404, "Job not found")
+    now = ctx.world.sync()
+    runs = insights.completed_runs(
+        ctx.world, project, _run_range(request, now), branch=_branch(request, project), name=name
+    )
+    jobs = insights.completed_jobs(runs).get(job_name, [])
+    items = [
+        {
+            "id": job.id,
+            "started_at": iso(job.started_at or job.stopped_at),  # ran: started_at is set
+            "stopped_at": iso(job.stopped_at),
+            "status": job.final_status,
+            "credits_used": job.credits,
+            "duration": round(job.duration_seconds or 0.0),
+        }
+        for job in sorted(jobs, key=lambda j: j.stopped_at, reverse=True)
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
     return page_body(list(page), token, request.url.path)
@@ -398,6 +432,7 @@ _ROUTES = (
     ApiRoute(V2 + PROJECT + "/workflows", "GET", "getProjectWorkflowMetrics", workflow_metrics),
     ApiRoute(WORKFLOW, "GET", "getProjectWorkflowRuns", workflow_runs),
     ApiRoute(WORKFLOW + "/jobs", "GET", "getProjectWorkflowJobMetrics", job_metrics),
+    ApiRoute(WORKFLOW + "/jobs/{job}", "GET", "getProjectJobRuns", job_runs),
     ApiRoute(WORKFLOW + "/summary", "GET", "getWorkflowSummary", workflow_summary),
     ApiRoute(WORKFLOW + "/test-metrics", "GET", "getProjectWorkflowTestMetrics", test_metrics),
     ApiRoute(V2 + PROJECT + "/flaky-tests", "GET", "getFlakyTests", get_flaky_tests),

@@ -176,6 +176,27 @@ CASES: list[tuple[str, Call, str, list[tuple[str, str]], str, Callable[[Any], bo
         lambda r: [run.status for run in r] == ["failed", "success"],
     ),
     (
+        "getProjectJobRuns",
+        lambda c: _collect(
+            c.iter_job_runs(
+                SLUG,
+                "build and/test",
+                "unit tests",
+                branch="main",
+                start_date=MAY_1,
+                end_date=JUNE_1,
+            )
+        ),
+        "/api/v2/insights/gh/acme/api/workflows/build%20and%2Ftest/jobs/unit%20tests",
+        [
+            ("branch", "main"),
+            ("start-date", "2025-05-01T00:00:00Z"),
+            ("end-date", "2025-06-01T00:00:00Z"),
+        ],
+        "insights-job-runs.json",
+        lambda r: [(run.status, run.duration) for run in r] == [("failed", 322), ("success", 341)],
+    ),
+    (
         "getProjectWorkflowJobMetrics",
         lambda c: _collect(c.iter_workflow_job_metrics(SLUG, "build and/test", job_name="unit")),
         "/api/v2/insights/gh/acme/api/workflows/build%20and%2Ftest/jobs",
