@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.simulator import routes_core, routes_insights, routes_webhooks
+from exporter.simulator import routes_core, routes_insights, routes_output, routes_webhooks
 from exporter.simulator.context import ApiError, ApiRoute, SimContext
 from exporter.simulator.faults import FaultRule, Faults, malform
 from exporter.simulator.pagination import InvalidPageToken
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 API_ROUTES: tuple[ApiRoute, ...] = (
-    routes_core.ROUTES + routes_insights.ROUTES + routes_webhooks.ROUTES
+    routes_core.ROUTES + routes_insights.ROUTES + routes_webhooks.ROUTES + routes_output.ROUTES
 )
 
 
@@ -66,7 +66,7 @@ def _endpoint(route: ApiRoute, ctx: SimContext) -> Endpoint:
 
 async def _respond(route: ApiRoute, ctx: SimContext, request: Request) -> Response:
     token = ctx.world.config.token
-    if token is not None and not _authorized(request, token):
+    if token is not None and not route.presigned and not _authorized(request, token):
         return ApiError(401, "Invalid token provided.").response()
     decision = ctx.faults.decide(route.operation_id, request.url.path)
     if decision.delay:

@@ -66,6 +66,7 @@ class ApiRoute:
     method: str
     operation_id: str  # the spec's operationId; the key for stats and faults
     handler: Handler
+    presigned: bool = False  # a pre-signed URL: served without a token
 
 
 def query_flag(request: Request, name: str) -> bool:

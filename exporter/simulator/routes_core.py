@@ -8,7 +8,7 @@ from itertools import dropwhile
 
 from starlette.requests import Request
 
-from exporter.simulator import serialize
+from exporter.simulator import serialize, steps
 from exporter.simulator.context import ApiError, ApiRoute, SimContext
 from exporter.simulator.model import Job, Pipeline
 from exporter.simulator.pagination import (
@@ -179,7 +179,7 @@ async def list_schedules(request: Request, ctx: SimContext) -> object:
 
 async def get_v1_job(request: Request, ctx: SimContext) -> object:
     job, now = _job(request, ctx)
-    return serialize.v1_job(job, now)
+    return serialize.v1_job(job, now, steps.v1_steps(job, now, str(request.base_url)))
 
 
 ROUTES = (

@@ -281,8 +281,8 @@ _V1_OUTCOME = {"success": "success", "failed": "failed", "canceled": "canceled",
                "infrastructure_fail": "infrastructure_fail", "timedout": "timedout"}  # fmt: skip
 
 
-def v1_job(j: Job, now: datetime) -> JSON:
-    """API v1.1 "Single Job" (api-notes §3), with one step per phase and no log output."""
+def v1_job(j: Job, now: datetime, steps: list[JSON]) -> JSON:
+    """API v1.1 "Single Job" (api-notes §3); `steps` from `exporter.simulator.steps`."""
     project_ = j.workflow.project
     pipeline_ = j.workflow.pipeline
     status = j.status_at(now)
@@ -297,23 +297,6 @@ def v1_job(j: Job, now: datetime) -> JSON:
     duration = (
         int((j.stopped_at - j.started_at).total_seconds() * 1000) if done and j.started_at else None
     )
-    actions = [
-        {
-            "index": i,
-            "step": step,
-            "name": name,
-            "type": "test",
-            "status": status,
-            "parallel": j.template.parallelism > 1,
-            "start_time": start,
-            "end_time": stop,
-            "run_time_millis": duration,
-            "failed": status == "failed" or None,
-            "has_output": False,
-        }
-        for step, name in ((0, "Spin up environment"), (101, j.name))
-        for i in range(j.template.parallelism)
-    ]
     return {
         "build_num": j.number,
         "build_url": f"{project_.legacy_url}/{j.number}",
@@ -349,8 +332,5 @@ def v1_job(j: Job, now: datetime) -> JSON:
             "executor": j.template.executor,
             "resource_class": {"class": j.template.resource_class},
         },
-        "steps": [
-            {"name": name, "actions": [a for a in actions if a["name"] == name]}
-            for name in ("Spin up environment", j.name)
-        ],
+        "steps": steps,
     }
