@@ -198,6 +198,10 @@ class CollectSettings(_Section):
     )
     tests: bool = Field(default=True, description="Fetch test results of completed jobs.")
     job_details: bool = Field(default=True, description="Fetch job details (queue time).")
+    failed_steps: bool = Field(
+        default=True,
+        description="Read the failing step of each failed job on a tracked branch (API v1.1).",
+    )
 
 
 class InsightsSettings(_Section):

@@ -49,6 +49,7 @@ _STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
 }
 _MAX_MESSAGE_CHARS = 200
 _COLLABORATIONS = TypeAdapter(list[models.Collaboration])
+_OUTPUT_LINES = TypeAdapter(list[models.OutputLine])
 
 
 class CircleCIClient:
@@ -93,6 +94,12 @@ class CircleCIClient:
             http2=True,
             transport=transport,
         )
+        # Pre-signed step output URLs point at another host (S3): never send them the token.
+        self._presigned = httpx.AsyncClient(
+            headers={k: v for k, v in headers.items() if k != "Circle-Token"},
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+        )
 
     def __repr__(self) -> str:
         token = "set" if self._token is not None else "none"
@@ -111,6 +118,7 @@ class CircleCIClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._presigned.aclose()
 
     # --- users and projects ---------------------------------------------------------------------
 
@@ -213,6 +221,22 @@ class CircleCIClient:
         """API v1.1 single job, the only source of step-level results."""
         path = f"/v1.1/project/{_quote_path(slugs.v1_project_slug(project_slug))}/{job_number}"
         return await self._get_model("getJobV1", path, models.JobV1)
+
+    async def get_action_output(self, output_url: str) -> list[models.OutputLine]:
+        """A step action's log from its pre-signed `output_url` (docs/circleci-api.md §3)."""
+        data = await self._request("getActionOutput", "GET", output_url, presigned=True)
+        return _validate("getActionOutput", _OUTPUT_LINES.validate_python, data)
+
+    async def get_private_step_output(
+        self, project_slug: str, job_number: int, index: int, step: int, stream: str
+    ) -> str:
+        """Plain text of one action's `output` (stdout) or `error` (stderr) stream, from the
+        private endpoint CircleCI's own tooling reads (docs/circleci-api.md §3)."""
+        if stream not in ("output", "error"):
+            raise ValueError(f"stream must be output or error, got {stream!r}")
+        path = f"/private/output/raw/{_project(project_slug)}/{job_number}/{stream}/{index}/{step}"
+        text: str = await self._request("getPrivateStepOutput", "GET", path, text=True)
+        return text
 
     def iter_project_schedules(self, project_slug: str) -> AsyncIterator[models.Schedule]:
         return self._paginate(
@@ -527,13 +551,19 @@ class CircleCIClient:
         *,
         params: httpx.QueryParams | None = None,
         json: dict[str, Any] | None = None,
+        text: bool = False,
+        presigned: bool = False,
     ) -> Any:
-        """Send one logical request, retrying what is worth retrying; returns the parsed JSON."""
+        """Send one logical request, retrying what is worth retrying; returns the parsed JSON
+        (`text`: the body as text). `presigned`: `path` is a whole URL that wants no token."""
+        http = self._presigned if presigned else self._http
         attempt = 0
         while True:
-            response, failure = await self._attempt(operation, method, path, params, json, attempt)
+            response, failure = await self._attempt(
+                http, operation, method, path, params, json, attempt
+            )
             if response is not None and response.is_success:
-                return self._json(operation, response)
+                return response.text if text else self._json(operation, response)
             reason = _retry_reason(response, failure)
             if reason is None:
                 raise self._final_error(operation, response, failure, attempt + 1)
@@ -560,6 +590,7 @@ class CircleCIClient:
 
     async def _attempt(
         self,
+        http: httpx.AsyncClient,
         operation: str,
         method: str,
         path: str,
@@ -567,10 +598,11 @@ class CircleCIClient:
         json: dict[str, Any] | None,
         attempt: int,
     ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
+        logged_path = path.partition("?")[0]  # a pre-signed URL's query is a credential
         async with self._limiter.slot():
             started = time.perf_counter()
             try:
-                response = await self._http.request(method, path, params=params, json=json)
+                response = await http.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
                 elapsed = time.perf_counter() - started
                 self._telemetry.observe_request(operation, "error", elapsed)
@@ -579,7 +611,7 @@ class CircleCIClient:
                     extra={
                         "endpoint": operation,
                         "method": method,
-                        "path": path,
+                        "path": logged_path,
                         "attempt": attempt + 1,
                         "error_type": type(exc).__name__,
                         "duration_seconds": round(elapsed, 3),
@@ -593,7 +625,7 @@ class CircleCIClient:
             extra={
                 "endpoint": operation,
                 "method": method,
-                "path": path,
+                "path": logged_path,
                 "attempt": attempt + 1,
                 "status": response.status_code,
                 "duration_seconds": round(elapsed, 3),

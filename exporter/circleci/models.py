@@ -591,9 +591,18 @@ class StepAction(ApiModel):
     start_time: Timestamp | None = None
     end_time: Timestamp | None = None
     run_time_millis: int | None = None
+    allocation_id: str | None = None
     has_output: bool = False
     # A pre-signed S3 URL: fetch it without the Circle-Token header (api-notes §3).
     output_url: str | None = None
+
+
+class OutputLine(ApiModel):
+    """One chunk of an action's output (`output_url` body); `type` is "out" or "err"."""
+
+    message: str = ""
+    time: Timestamp | None = None
+    type: str | None = None
 
 
 class Step(ApiModel):

@@ -22,9 +22,10 @@ import anyio
 from exporter.circleci import CircleCIClient, CircleCIError, models
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
+from exporter.collect.failed_steps import FailedStepReader
 from exporter.settings import CollectSettings, Defaults
 from exporter.state import State
-from exporter.state.statuses import FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
+from exporter.state.statuses import FAILURES, JOB_FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
 from exporter.state.updates import JobDetailsUpdate, JobUpdate
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,13 @@ class ProjectCollector:
         self._queued_jobs: dict[str, JobUpdate] = {}
         self._details_fetched: dict[str, float] = {}
         self.last_webhook_at: float | None = None
+        self._failed_steps = FailedStepReader(
+            slug,
+            client=client,
+            state=state,
+            pause=settings.project_refresh_interval,
+            clock=clock,
+        )
 
     @property
     def policy_known(self) -> bool:
@@ -286,6 +294,8 @@ class ProjectCollector:
         if not history:
             await self._fetch_queue_time(job)
         await self._fetch_tests(job)
+        if self.settings.failed_steps and job.status in JOB_FAILURES and not job.folded:
+            await self._failed_steps.read(job)
         self._details_fetched[job.job_id] = job.created_at
         self._queued_jobs.pop(job.job_id, None)
 

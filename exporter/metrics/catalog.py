@@ -74,6 +74,11 @@ LIVE = (
            f"Test results of the most recent completed run that reported tests {_LIVE}.", "live"),
     Family("circleci_job_last_run_info", "info", (*_PBWJ, "job_number", "status", "url"),
            f"The most recent job run; url is its job page on app.circleci.com {_LIVE}.", "live"),
+    # On-call depth (issue 16): present while the job's last completed run is a failure.
+    Family("circleci_job_last_failed_step_info", "info", (*_PBWJ, "step", "url"),
+           "First failed step of the job's last completed run while that run failed; step is "
+           "empty when API v1.1 cannot tell; url is the job page "
+           f"{_LIVE}.", "live"),
 )  # fmt: skip
 
 _W = ("window",)

@@ -83,6 +83,7 @@ def _job_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     last_duration = FamilyBuilder("circleci_job_last_completed_duration_seconds")
     tests = FamilyBuilder("circleci_job_last_tests")
     last_run = FamilyBuilder("circleci_job_last_run_info")
+    failed_step = FamilyBuilder("circleci_job_last_failed_step_info")
     for key, row in snapshot.jobs.items():
         if row.last_completed_status is not None:
             _state_set(last_status, key, JOB_TERMINAL, row.last_completed_status)
@@ -93,10 +94,13 @@ def _job_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
         if row.last_run is not None:
             run = row.last_run
             last_run.add((*key, run.number, run.status, run.url), 1.0)
+        if row.failed_step is not None:
+            failed_step.add((*key, row.failed_step.step, row.failed_step.url), 1.0)
     yield last_status.build()
     yield last_duration.build()
     yield tests.build()
     yield last_run.build()
+    yield failed_step.build()
 
 
 def _test_counts(family: FamilyBuilder, key: tuple[str, ...], counts: Mapping[str, int]) -> None:

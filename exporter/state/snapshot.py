@@ -43,6 +43,20 @@ class WorkflowRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedStep:
+    """The first failed step of a job's last completed run, when that run failed. `step` is ""
+    when API v1.1 could not tell (e.g. some Bitbucket Cloud projects)."""
+
+    job_number: int
+    url: str  # the failed run's job page
+    step: str
+    step_id: int | None
+    index: int | None
+    allocation_id: str | None
+    output_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class JobRow:
     """One (project, branch, workflow, job)."""
 
@@ -50,6 +64,7 @@ class JobRow:
     last_completed_status: str | None
     last_completed_duration: float | None
     last_tests: Mapping[str, int]
+    failed_step: FailedStep | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,5 +14,7 @@ JOB_TERMINAL = (
 
 # A failure streak counts these; any other completed status ends it.
 FAILURES = frozenset({"failed", "error"})
+# A job run that failed: the ones whose failing step is worth finding.
+JOB_FAILURES = frozenset({"failed", "infrastructure_fail", "timedout"})
 
 TEST_RESULTS = ("success", "failure", "skipped")

@@ -18,14 +18,22 @@ from typing import Any, TypeVar
 from exporter.state.histogram import Histogram
 from exporter.state.snapshot import (
     CollectionRow,
+    FailedStep,
     JobRow,
     ProjectRow,
     RunInfo,
     Snapshot,
     WorkflowRow,
 )
-from exporter.state.statuses import FAILURES, JOB_TERMINAL, WORKFLOW_IN_PROGRESS, WORKFLOW_TERMINAL
+from exporter.state.statuses import (
+    FAILURES,
+    JOB_FAILURES,
+    JOB_TERMINAL,
+    WORKFLOW_IN_PROGRESS,
+    WORKFLOW_TERMINAL,
+)
 from exporter.state.updates import (
+    FailedStepUpdate,
     JobDetailsUpdate,
     JobUpdate,
     PipelineUpdate,
@@ -112,6 +120,7 @@ class _JobSeries:
     last_completed_duration: float | None = None
     tests_created_at: float | None = None
     last_tests: dict[str, int] = field(default_factory=dict)
+    failed_step: FailedStepUpdate | None = None  # of one run; shown while that run is the last
 
 
 @dataclass(slots=True)
@@ -167,6 +176,8 @@ class State:
                 self._apply_job_details(update)
             case TestResultsUpdate():
                 self._apply_tests(update)
+            case FailedStepUpdate():
+                self._apply_failed_step(update)
 
     def _apply_pipeline(self, u: PipelineUpdate) -> None:
         self._branch_seen[(u.project, u.branch)] = max(
@@ -270,6 +281,13 @@ class State:
             return
         series.tests_created_at = u.created_at
         series.last_tests = dict(u.counts)
+
+    def _apply_failed_step(self, u: FailedStepUpdate) -> None:
+        series = self._jobs.get((u.project, u.branch, u.workflow, u.job))
+        # Read after its run completed: if a newer run completed since, this step is moot.
+        last = None if series is None else series.last_completed
+        if series is not None and last is not None and last.run_id == u.job_id:
+            series.failed_step = u
 
     @staticmethod
     def _histogram(store: dict[_K, Histogram], key: _K, buckets: tuple[float, ...]) -> None:
@@ -400,4 +418,21 @@ def _job_row(s: _JobSeries) -> JobRow:
         last_completed_status=s.last_completed.status if s.last_completed else None,
         last_completed_duration=s.last_completed_duration,
         last_tests=MappingProxyType(dict(s.last_tests)),
+        failed_step=_failed_step(s),
+    )
+
+
+def _failed_step(s: _JobSeries) -> FailedStep | None:
+    """The failed step, while the run it belongs to is the job's last completed run and failed."""
+    step, run = s.failed_step, s.last_completed
+    if step is None or run is None or run.run_id != step.job_id or run.status not in JOB_FAILURES:
+        return None
+    return FailedStep(
+        job_number=step.job_number,
+        url=run.url,
+        step=step.step,
+        step_id=step.step_id,
+        index=step.index,
+        allocation_id=step.allocation_id,
+        output_url=step.output_url,
     )

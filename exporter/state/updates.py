@@ -81,6 +81,24 @@ class JobDetailsUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedStepUpdate:
+    """The first failed step of a failed job run, from API v1.1; `step` is "" when it could
+    not be read (the job link stays)."""
+
+    project: str
+    branch: str
+    workflow: str
+    job: str
+    job_id: str
+    job_number: int
+    step: str
+    step_id: int | None = None  # the action's `step`
+    index: int | None = None  # the container (parallelism) index
+    allocation_id: str | None = None
+    output_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TestResultsUpdate:
     project: str
     branch: str
@@ -98,4 +116,5 @@ RunUpdate = (
     | JobUpdate
     | JobDetailsUpdate
     | TestResultsUpdate
+    | FailedStepUpdate
 )
