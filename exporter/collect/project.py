@@ -7,6 +7,7 @@ The API budget is what this module economises (issue "Live collector"):
 - job details and test results are fetched once per completed job, and never again, whether
   polling found the job or a `job-completed` webhook queued it (`queue_job_details`).
 A quiet project so costs one request per cycle: the first page of its pipeline list.
+What the first cycles read of runs from before start-up is `exporter.collect.history`'s call.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from exporter.circleci import CircleCIClient, CircleCIError, models
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
+from exporter.collect.history import StartupHistory
 from exporter.settings import CollectSettings, Defaults
 from exporter.state import State
-from exporter.state.statuses import FAILURES, JOB_FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
+from exporter.state.statuses import JOB_FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
 from exporter.state.updates import JobDetailsUpdate, JobUpdate
 
 logger = logging.getLogger(__name__)
@@ -33,9 +35,6 @@ logger = logging.getLogger(__name__)
 # A pipeline that still has no workflow this long after creation will not get one (e.g. every
 # workflow was filtered out): stop re-reading it.
 _NO_WORKFLOW_GRACE = 3600.0
-# How deep the branch-filtered history read goes for a branch whose last completed runs are
-# not in the recent history: 10 pages of 20 pipelines.
-_HISTORY_PIPELINES = 200
 # Reads within one project run this many at a time: enough to keep the shared rate limit busy
 # while a project is read from scratch, few enough that one busy project cannot fill the
 # limiter's queue ahead of the others.
@@ -75,12 +74,7 @@ class ProjectCollector:
         self._project_read_at: float | None = None
         self._pipelines: dict[str, _Tracked] = {}
         self._floor = state.watch_start - settings.lookback
-        self._history_done = False
-        # Series whose newest completed run's jobs (and tests) the start-up read fetched.
-        self._history_jobs_read: set[tuple[str, str]] = set()
-        # (branch, workflow) of history whose failure streak reached a non-failure.
-        self._streak_known: set[tuple[str, str]] = set()
-        self._streak_seen: set[tuple[str, str]] = set()
+        self._history = StartupHistory()
         # Jobs a webhook reported, waiting for their details and tests; and every job whose
         # details were fetched (job id → created_at), so neither path fetches them twice.
         self._queued_jobs: dict[str, JobUpdate] = {}
@@ -120,9 +114,8 @@ class ProjectCollector:
         # unsettled and are read next cycle instead of hiding below the first known one.
         # Newest first, so that the start-up read meets each series' newest run first.
         await self._sync([t for t in self._pipelines.values() if not t.settled])
-        if not self._history_done:
-            await self._read_branch_history()
-            self._history_done = True
+        if not self._history.done:
+            await self._history.read_back(self.client, self.slug, self.policy, self._read_older)
         for job in list(self._queued_jobs.values()):
             await self._fetch_details_once(job, history=False)
         self._forget_settled(now)
@@ -217,16 +210,9 @@ class ProjectCollector:
         self.state.apply(update)
         complete = update.status in WORKFLOW_TERMINAL
         history = complete and (update.stopped_at or update.created_at) < self.state.watch_start
-        series = (place.label, workflow.name)
-        if history:
-            self._note_streak(series, update.status)
-        # Jobs of a run that finished before start-up only matter for the gauges of its series'
-        # newest run; nothing of a folded branch's history is ever shown.
-        if history and (place.folded or series in self._history_jobs_read):
+        if history and not self._history.wants_jobs(place, workflow.name, update.status):
             tracked.finished_workflows.add(workflow.id)
             return None
-        if history:
-            self._history_jobs_read.add(series)
         return partial(self._sync_jobs, tracked, place, workflow, complete, history)
 
     async def _sync_jobs(
@@ -327,34 +313,15 @@ class ProjectCollector:
         results = [r async for r in self.client.iter_job_tests(self.slug, job.job_number)]
         self.state.apply(translate.test_results_update(job, results))
 
-    def _note_streak(self, series: tuple[str, str], status: str) -> None:
-        self._streak_seen.add(series)
-        if status not in FAILURES:
-            self._streak_known.add(series)
-
-    def _branch_history_incomplete(self, branch: str) -> bool:
-        seen = [s for s in self._streak_seen if s[0] == branch]
-        return not seen or any(s not in self._streak_known for s in seen)
-
-    async def _read_branch_history(self) -> None:
-        """At start-up, read further back on each tracked branch whose recent history does not
-        show every workflow's last completed status and where its failure streak began."""
-        for branch in self.policy.literal_branches():
-            if not self._branch_history_incomplete(branch):
-                continue
-            read = 0
-            pages = self.client.iter_project_pipeline_pages(self.slug, branch=branch)
-            async for page in pages:
-                found = []
-                for pipeline in page:
-                    place = self.policy.place(pipeline.branch, pipeline.tag)
-                    if pipeline.id not in self._pipelines and place is not None:
-                        found.append(_Tracked(pipeline, place))
-                        self._pipelines[pipeline.id] = found[-1]
-                await self._sync(found)
-                read += len(page)
-                if read >= _HISTORY_PIPELINES or not self._branch_history_incomplete(branch):
-                    break
+    async def _read_older(self, page: list[models.Pipeline]) -> None:
+        """Read the pipelines of a history page that are tracked and not known yet."""
+        found = []
+        for pipeline in page:
+            place = self.policy.place(pipeline.branch, pipeline.tag)
+            if pipeline.id not in self._pipelines and place is not None:
+                found.append(_Tracked(pipeline, place))
+                self._pipelines[pipeline.id] = found[-1]
+        await self._sync(found)
 
     def _forget_settled(self, now: float) -> None:
         """Settled pipelines older than the TTL can no longer reach the top of the list."""
