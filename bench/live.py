@@ -26,15 +26,14 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import httpx
 from _common import Row, print_parameters, print_table, verdict
-from prometheus_client import CollectorRegistry
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.circleci import CircleCIClient
 from exporter.collect.live import LiveCollector
 from exporter.collect.project import PROJECT_CONCURRENCY, ProjectCollector
-from exporter.collect.telemetry import CollectTelemetry
+from exporter.components import build_components
 from exporter.settings import Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
-from exporter.state import Buckets, State
+from exporter.state import State
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HISTORY = timedelta(days=7)
@@ -155,37 +154,9 @@ def settings_for(args: argparse.Namespace, api_url: str, slugs: list[str]) -> Se
 
 
 def make_exporter(settings: Settings, sim_time: SimTime) -> Exporter:
-    m = settings.metrics
-    state = State(
-        watch_start=sim_time.now,
-        buckets=Buckets(
-            tuple(m.workflow_duration_buckets),
-            tuple(m.job_duration_buckets),
-            tuple(m.queue_buckets),
-        ),
-        series_ttl=settings.collect.series_ttl,
-    )
-    registry = CollectorRegistry(auto_describe=False)
     transport = CountingTransport()
-    api = settings.api
-    client = CircleCIClient(
-        api.url,
-        None,
-        limiter=RateLimiter(api.requests_per_second, api.burst, api.max_concurrency),
-        telemetry=ApiTelemetry(registry),
-        transport=transport,
-    )
-    live = LiveCollector(
-        settings,
-        client=client,
-        state=state,
-        on_cycle=lambda: None,
-        telemetry=CollectTelemetry(registry),
-        clock=lambda: sim_time.now,
-    )
-    for project in settings.projects:
-        live.add_project(project.slug, project)
-    return Exporter(live, client, transport, state)
+    parts = build_components(settings, transport=transport, clock=lambda: sim_time.now)
+    return Exporter(parts.live, parts.client, transport, parts.state)
 
 
 @dataclass

@@ -25,24 +25,20 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
-from exporter.collect.project import ProjectCollector
-from exporter.settings import CollectSettings, Defaults
+from exporter.components import WEBHOOK_PUBLISH_GAP, build_components
+from exporter.settings import load_settings
 from exporter.simulator import SimClock, SimConfig, World, create_app, sign
 from exporter.simulator.model import Workflow
 from exporter.simulator.webhooks import webhook_payload
-from exporter.state import Buckets, State
 from exporter.web.app import create_app as exporter_app
 from exporter.web.publisher import Publisher
-from exporter.web.webhooks import PATH, WebhookReceiver, WebhookTelemetry
+from exporter.web.webhooks import PATH
 
 SECRET = "bench-secret"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLL_INTERVAL = 30.0  # collect.interval's default
-PUBLISH_GAP = 0.25  # exporter.service._WEBHOOK_PUBLISH_GAP
+PUBLISH_GAP = WEBHOOK_PUBLISH_GAP
 
 
 class TimedPublisher(Publisher):
@@ -81,28 +77,28 @@ async def bench(events: int, rate: float, seed: int) -> None:
     world = World(SimConfig(projects=20, seed=seed, history=timedelta(days=30)),
                   SimClock.manual(T0))  # fmt: skip
     sent = deliveries(world, events)
-    registry = CollectorRegistry(auto_describe=False)
-    state = State(watch_start=T0.timestamp(), buckets=Buckets((60.0,), (60.0,), (5.0,)),
-                  series_ttl=1e9)  # fmt: skip
+    settings = load_settings(
+        None,
+        {
+            "api": {"url": "http://sim/api", "requests_per_second": 1e6, "burst": 10**6,
+                    "max_concurrency": 64},
+            "projects": [{"slug": p.slug} for p in world.projects],
+            "defaults": {"other_branches": "fold"},
+            "collect": {"lookback": 60.0, "series_ttl": 1e9},
+            "webhooks": {"secret": f"old-secret,{SECRET}"},
+        },
+    )  # fmt: skip
     api = httpx.ASGITransport(app=create_app(world))
-    limiter = RateLimiter(1e6, 10**6, 64)
-    telemetry = ApiTelemetry(registry)
-    async with CircleCIClient(
-        "http://sim/api", None, limiter=limiter, telemetry=telemetry, transport=api
-    ) as client:
-        collectors = {
-            p.slug: ProjectCollector(p.slug, Defaults(other_branches="fold"), client=client,
-                                     state=state, settings=CollectSettings(lookback=60.0))
-            for p in world.projects
-        }  # fmt: skip
-        for collector in collectors.values():
+    async with build_components(settings, transport=api, watch_start=T0.timestamp()) as parts:
+        for collector in parts.live.projects.values():
             await collector.cycle()  # reads each project, so branch policies are known
-    publisher = TimedPublisher(state, {"live": POLL_INTERVAL}, min_gap=PUBLISH_GAP)
+    receiver = parts.webhooks
+    assert receiver is not None
+    # The same wiring, with a publisher that times its renders.
+    publisher = TimedPublisher(parts.state, {"live": POLL_INTERVAL}, min_gap=PUBLISH_GAP)
     publisher.renders = []
-    receiver = WebhookReceiver([SecretStr("old-secret"), SecretStr(SECRET)], projects=collectors,
-                               state=state, on_applied=publisher.request,
-                               telemetry=WebhookTelemetry(registry))  # fmt: skip
-    app = exporter_app(publisher=publisher, registry=registry, ready=lambda: True,
+    receiver.on_applied = publisher.request
+    app = exporter_app(publisher=publisher, registry=parts.registry, ready=lambda: True,
                        webhooks=receiver)  # fmt: skip
     transport = httpx.ASGITransport(app=app)
     rows: list[tuple[str, str, str, str, str, str]] = []

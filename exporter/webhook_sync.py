@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, CircleCIError, RateLimiter, models
+from exporter.circleci import CircleCIClient, CircleCIError, Transport, models
+from exporter.collect.discovery import discover_projects
 from exporter.collect.events import EVENT_TYPES
-from exporter.collect.live import LiveCollector
-from exporter.collect.telemetry import CollectTelemetry
+from exporter.components import build_client
 from exporter.settings import Settings
-from exporter.state import Buckets, State
 
 logger = logging.getLogger(__name__)
 
@@ -144,40 +142,22 @@ async def run_sync(
     url: str,
     secret: SecretStr,
     dry_run: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
 ) -> list[SyncResult]:
     """Sync the webhooks of every tracked project: `projects:`, then those `orgs:` discover."""
-    registry = CollectorRegistry(auto_describe=False)
-    api = settings.api
-    async with CircleCIClient(
-        api.url,
-        api.resolved_token(),
-        limiter=RateLimiter(api.requests_per_second, api.burst, api.max_concurrency),
-        telemetry=ApiTelemetry(registry),
-        timeout=api.timeout,
-        max_retries=api.max_retries,
-        transport=transport,
+    async with build_client(
+        settings, CollectorRegistry(auto_describe=False), transport=transport
     ) as client:
         projects = [p.slug for p in settings.projects]
         results: list[SyncResult] = []
-        if settings.orgs:
-            # Discovery is the live collector's; its state is never read here.
-            live = LiveCollector(
-                settings,
-                client=client,
-                state=State(watch_start=0.0, buckets=_NO_BUCKETS, series_ttl=0.0),
-                on_cycle=lambda: None,
-                telemetry=CollectTelemetry(registry),
-            )
-            for org in settings.orgs:
-                try:
-                    found = await live.discover(org)
-                except CircleCIError as err:
-                    results.append(SyncResult(org.slug, "skipped", f"discovery failed: {err}"))
-                    continue
-                projects += sorted(found - set(projects))
+        for org in settings.orgs:
+            try:
+                found = await discover_projects(
+                    client, org, insights_window=settings.collect.insights_window
+                )
+            except CircleCIError as err:
+                results.append(SyncResult(org.slug, "skipped", f"discovery failed: {err}"))
+                continue
+            projects += sorted(found - set(projects))
         results += await sync_webhooks(client, projects, url=url, secret=secret, dry_run=dry_run)
         return results
-
-
-_NO_BUCKETS = Buckets((1.0,), (1.0,), (1.0,))

@@ -1,6 +1,6 @@
 """The CircleCI API client, its models, rate limiter, request metrics, slugs and links."""
 
-from exporter.circleci.client import CircleCIClient
+from exporter.circleci.client import CircleCIClient, Transport
 from exporter.circleci.errors import (
     ApiStatusError,
     CircleCIError,
@@ -27,5 +27,6 @@ __all__ = [
     "PaginationLoopError",
     "RateLimiter",
     "TokenRefusedError",
+    "Transport",
     "TransportFailedError",
 ]

@@ -41,6 +41,9 @@ ValidatedT = TypeVar("ValidatedT")
 
 QueryValue = str | int | bool | Sequence[str]
 Query = Mapping[str, QueryValue | None]
+# What carries the client's requests: tests and benchmarks swap in their own, so that nothing
+# outside this package needs httpx.
+Transport = httpx.AsyncBaseTransport
 
 _STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
     401: TokenRefusedError,
@@ -68,7 +71,7 @@ class CircleCIClient:
         telemetry: ApiTelemetry,
         timeout: float = 30.0,
         max_retries: int = 5,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:

@@ -1,4 +1,5 @@
-"""Runs one polling loop per project, concurrently, and discovers projects of `orgs:`.
+"""Runs one polling loop per project, concurrently, discovers projects of `orgs:`, and
+applies verified webhook events to the project they belong to.
 
 Each project has its own loop and schedule, so one slow or failing project never delays the
 others; all of them share the client's global rate limiter.
@@ -13,18 +14,18 @@ from collections.abc import Callable
 import anyio
 from anyio.abc import TaskGroup
 
-from exporter.circleci import CircleCIClient, CircleCIError, slugs
+from exporter.circleci import CircleCIClient, CircleCIError
+from exporter.collect.discovery import discover_projects
+from exporter.collect.events import UnusableEvent, parse_event
 from exporter.collect.project import ProjectCollector
 from exporter.collect.telemetry import CollectTelemetry
-from exporter.settings import BranchRules, OrgSettings, Settings
+from exporter.settings import BranchRules, Settings
 from exporter.state import State
+from exporter.state.updates import JobUpdate
 
 logger = logging.getLogger(__name__)
 
 COLLECTOR = "live"
-# The org feed lists pipelines of the org's most recently built projects, newest first:
-# five pages (100 pipelines) find every project that built lately without paging for long.
-_DISCOVERY_PAGES = 5
 
 
 class LiveCollector:
@@ -53,9 +54,12 @@ class LiveCollector:
         return bool(self.projects) and self.first_cycle_done >= set(self.projects)
 
     async def run(self) -> None:
+        """Poll every tracked project, and those that discovery finds, until cancelled."""
+        for project in self.settings.projects:
+            self.add_project(project.slug, project)
         async with anyio.create_task_group() as tg:
-            for project in self.settings.projects:
-                self._start(tg, project.slug, project)
+            for collector in list(self.projects.values()):
+                self._start(tg, collector)
             if self.settings.orgs:
                 tg.start_soon(self._discover_forever, tg)
 
@@ -74,10 +78,8 @@ class LiveCollector:
         self.projects[slug] = collector
         return collector
 
-    def _start(self, tg: TaskGroup, slug: str, rules: BranchRules) -> None:
-        collector = self.add_project(slug, rules)
-        if collector is not None:
-            tg.start_soon(self._poll_forever, collector, name=f"collect {slug}")
+    def _start(self, tg: TaskGroup, collector: ProjectCollector) -> None:
+        tg.start_soon(self._poll_forever, collector, name=f"collect {collector.slug}")
 
     async def _poll_forever(self, collector: ProjectCollector) -> None:
         while True:
@@ -118,28 +120,42 @@ class LiveCollector:
         while True:
             for org in self.settings.orgs:
                 try:
-                    found = await self.discover(org)
+                    found = await discover_projects(
+                        self.client, org, insights_window=self.settings.collect.insights_window
+                    )
                 except CircleCIError as err:
                     logger.warning("discovery failed", extra={"org": org.slug, "error": str(err)})
                     continue
                 for slug in sorted(found):
-                    self._start(tg, slug, org)
+                    collector = self.add_project(slug, org)
+                    if collector is not None:
+                        self._start(tg, collector)
             await anyio.sleep(self.settings.collect.discovery_interval)
 
-    async def discover(self, org: OrgSettings) -> set[str]:
-        """Projects of the org that built lately, or that Insights knows, matching its globs."""
-        found: set[str] = set()
-        seen = 0
-        async for pipeline in self.client.iter_org_pipelines(org.slug):
-            found.add(slugs.normalize_project_slug(pipeline.project_slug))
-            seen += 1
-            if seen >= 20 * _DISCOVERY_PAGES:
-                break
-        # Insights names projects, not slugs; names map to slugs only for OAuth orgs
-        # (standalone project slugs hold opaque ids).
-        if not org.slug.startswith("circleci/"):
-            summary = await self.client.get_org_summary(
-                org.slug, reporting_window=self.settings.collect.insights_window
-            )
-            found.update(f"{org.slug}/{name}" for name in summary.all_projects)
-        return {slug for slug in found if org.admits(slug)}
+    def apply_event(self, data: dict[str, object]) -> bool:
+        """Apply a verified, decoded webhook event like polling would: True when applied, False
+        when it is ignored (untracked project or branch, or an event polling must count).
+        Raises MalformedEvent (a ValueError) when the payload is not shaped like an event."""
+        try:
+            parsed = parse_event(data)
+        except UnusableEvent as err:
+            logger.debug("ignored webhook event", extra={"reason": str(err)})
+            return False
+        collector = self.projects.get(parsed.project)
+        # Until the project is read, its policy does not know the default branch; polling
+        # will see the run, so nothing is lost by ignoring the event.
+        if collector is None or not collector.policy_known:
+            return False
+        collector.note_webhook(self.clock())
+        place = collector.policy.place(*parsed.ref())
+        if place is None:
+            return False
+        update = parsed.update(place)
+        self.state.apply(update)
+        # Runs from before start-up follow polling's history rules: only watched ones queue.
+        if (
+            isinstance(update, JobUpdate)
+            and (update.stopped_at or update.created_at) >= self.state.watch_start
+        ):
+            collector.queue_job_details(update)
+        return True

@@ -5,6 +5,9 @@ so it answers within milliseconds (CircleCI retries after 10 s without a 2xx, ap
 Statuses: 401 missing or bad signature, 413 body over 1 MiB, 400 not an event, 202 an event
 that is not applied (unknown type, untracked project or branch), 200 applied or duplicate.
 Nothing is applied unless the request is verified and well-formed.
+
+This layer only verifies: applying an event to the collectors' picture is the callable it is
+given (the live collector's `apply_event`, wired by `exporter.components`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
@@ -25,17 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter.collect.events import (
-    EVENT_TYPES,
-    MalformedEvent,
-    ParsedEvent,
-    UnusableEvent,
-    parse_event,
-)
-from exporter.collect.project import ProjectCollector
 from exporter.metrics.catalog import BY_NAME
-from exporter.state import State
-from exporter.state.updates import JobUpdate
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +44,16 @@ OUTCOMES = ("applied", "duplicate", "invalid_signature", "malformed", "ignored",
 # able to mint label values.
 OTHER_EVENT = "other"
 
+# A verified, decoded event → True when it was applied, False when it is ignored (untracked
+# project or branch); raises ValueError when the payload is not shaped like an event.
+ApplyEvent = Callable[[dict[str, object]], bool]
+
 
 class WebhookTelemetry:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, event_types: Sequence[str]) -> None:
         spec = BY_NAME["circleci_exporter_webhook_events_total"]
         self._events = Counter(spec.name, spec.help, spec.labels, registry=registry)
-        for event in EVENT_TYPES:
+        for event in event_types:
             for outcome in OUTCOMES:
                 self._events.labels(event, outcome)
 
@@ -127,30 +123,27 @@ class _Result:
 
 
 class WebhookReceiver:
-    """Applies verified events to the state through `State.apply`, like polling does.
+    """Verifies, deduplicates and hands events to `apply`, on the event loop.
 
-    `projects` is the live collector's map of tracked projects (it grows as orgs are
-    discovered); each one's BranchPolicy places the event's branch. `on_applied` asks the
-    publisher to re-render.
+    `event_types` are the types `apply` understands (others are acknowledged and ignored);
+    `on_applied` asks the publisher to re-render.
     """
 
     def __init__(
         self,
         secrets: Sequence[SecretStr],
         *,
-        projects: Mapping[str, ProjectCollector],
-        state: State,
+        apply: ApplyEvent,
+        event_types: Sequence[str],
         on_applied: Callable[[], None],
         telemetry: WebhookTelemetry,
-        clock: Callable[[], float] = time.time,
         dedupe_size: int = DEDUPE_SIZE,
     ) -> None:
         self.verifier = SignatureVerifier(secrets)
-        self.projects = projects
-        self.state = state
+        self.apply = apply
+        self.event_types = frozenset(event_types)
         self.on_applied = on_applied
         self.telemetry = telemetry
-        self.clock = clock
         self.seen = RecentIds(dedupe_size)
 
     async def handle(self, request: Request) -> Response:
@@ -160,7 +153,7 @@ class WebhookReceiver:
 
     async def _receive(self, request: Request) -> _Result:
         declared = request.headers.get("circleci-event-type", "")
-        label = declared if declared in EVENT_TYPES else OTHER_EVENT
+        label = declared if declared in self.event_types else OTHER_EVENT
         try:
             body = await _read_limited(request)
         except ClientDisconnect:
@@ -172,7 +165,7 @@ class WebhookReceiver:
         return self.receive_verified(body, label)
 
     def receive_verified(self, body: bytes, label: str = OTHER_EVENT) -> _Result:
-        """Parse, deduplicate and apply a body whose signature checked out; `label` is the
+        """Decode, deduplicate and apply a body whose signature checked out; `label` is the
         event type its header declared (trusted now)."""
         try:
             data = json.loads(body)
@@ -181,7 +174,7 @@ class WebhookReceiver:
         if not isinstance(data, dict):
             return _Result(400, "malformed", label)
         event_type = data.get("type")
-        if event_type not in EVENT_TYPES:
+        if event_type not in self.event_types:
             # E.g. the "Test Ping Event", or an event type CircleCI adds later.
             logger.debug("ignored webhook event", extra={"event_type": str(event_type)[:64]})
             return _Result(202, "ignored")
@@ -190,38 +183,16 @@ class WebhookReceiver:
             # A redelivery is byte-for-byte the event applied before: no need to parse it again.
             return _Result(200, "duplicate", event_type)
         try:
-            parsed = parse_event(data)
-        except UnusableEvent as err:
-            logger.debug("ignored webhook event", extra={"reason": str(err)})
-            return _Result(202, "ignored", event_type)
-        except MalformedEvent as err:
+            applied = self.apply(data)
+        except ValueError as err:
             logger.warning("malformed webhook event", extra={"error": str(err)})
             return _Result(400, "malformed", event_type)
-        if not self._apply(parsed):
+        if not applied:
             return _Result(202, "ignored", event_type)
-        self.seen.add(parsed.id)
+        if isinstance(event_id, str):  # always, once `apply` accepted the event
+            self.seen.add(event_id)
         self.on_applied()
         return _Result(200, "applied", event_type)
-
-    def _apply(self, parsed: ParsedEvent) -> bool:
-        collector = self.projects.get(parsed.project)
-        # Until the project is read, its policy does not know the default branch; polling
-        # will see the run, so nothing is lost by ignoring the event.
-        if collector is None or not collector.policy_known:
-            return False
-        collector.note_webhook(self.clock())
-        place = collector.policy.place(*parsed.ref())
-        if place is None:
-            return False
-        update = parsed.update(place)
-        self.state.apply(update)
-        # Runs from before start-up follow polling's history rules: only watched ones queue.
-        if (
-            isinstance(update, JobUpdate)
-            and (update.stopped_at or update.created_at) >= self.state.watch_start
-        ):
-            collector.queue_job_details(update)
-        return True
 
     def route(self) -> Route:
         return Route(PATH, self.handle, methods=["POST"])

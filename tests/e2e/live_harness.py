@@ -10,15 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.live import LiveCollector
-from exporter.collect.telemetry import CollectTelemetry
+from exporter.components import Components, build_components
 from exporter.settings import Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
 from exporter.simulator.model import Workflow
-from exporter.state import Buckets, State
+from exporter.state import State
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 FAILURES = ("failed", "error")
@@ -28,8 +25,15 @@ FAILURES = ("failed", "error")
 class Exporter:
     """The parts of a running exporter the tests look at."""
 
-    state: State
-    live: LiveCollector
+    parts: Components
+
+    @property
+    def state(self) -> State:
+        return self.parts.state
+
+    @property
+    def live(self) -> LiveCollector:
+        return self.parts.live
 
     async def cycle(self) -> None:
         for collector in list(self.live.projects.values()):
@@ -39,13 +43,20 @@ class Exporter:
         return self.state.snapshot(self.live.clock())
 
 
-def settings_for(api_url: str, projects: list[dict[str, Any]], **collect: Any) -> Settings:
+def settings_for(
+    api_url: str,
+    projects: list[dict[str, Any]],
+    *,
+    webhook_secret: str | None = None,
+    **collect: Any,
+) -> Settings:
     return load_settings(
         None,
         {
-            "api": {"url": api_url, "requests_per_second": 1000, "burst": 1000},
+            "api": {"url": api_url, "requests_per_second": 1000, "burst": 1000, "max_retries": 0},
             "projects": projects,
             "collect": collect,
+            "webhooks": {"secret": webhook_secret},
         },
     )
 
@@ -64,30 +75,8 @@ async def exporter(sim: RunningSimulator, settings: Settings) -> AsyncIterator[E
     def now() -> float:
         return clock.now().timestamp()
 
-    registry = CollectorRegistry(auto_describe=False)
-    state = State(
-        watch_start=now(),
-        buckets=Buckets((60.0, 600.0, 3600.0), (60.0, 600.0), (5.0, 60.0)),
-        series_ttl=settings.collect.series_ttl,
-    )
-    async with CircleCIClient(
-        settings.api.url,
-        None,
-        limiter=RateLimiter(1000, 1000, 16),
-        telemetry=ApiTelemetry(registry),
-        max_retries=0,
-    ) as client:
-        live = LiveCollector(
-            settings,
-            client=client,
-            state=state,
-            on_cycle=lambda: None,
-            telemetry=CollectTelemetry(registry),
-            clock=now,
-        )
-        for project in settings.projects:
-            live.add_project(project.slug, project)
-        yield Exporter(state, live)
+    async with build_components(settings, clock=now) as parts:
+        yield Exporter(parts)
 
 
 def requests(sim: RunningSimulator) -> Counter[str]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
+from exporter.collect.discovery import discover_projects
 from exporter.settings import OrgSettings, load_settings
 from exporter.simulator import SimConfig
 from tests.e2e.live_harness import exporter, requests, settings_for, simulator
@@ -24,7 +25,11 @@ async def test_discovery_finds_the_orgs_projects_within_its_globs() -> None:
         excluded = sorted(members)[0]
         settings = settings_for(sim.api_url, [])
         async with exporter(sim, settings) as ex:
-            found = await ex.live.discover(OrgSettings(slug=org, exclude=[excluded]))
+            found = await discover_projects(
+                ex.parts.client,
+                OrgSettings(slug=org, exclude=[excluded]),
+                insights_window=settings.collect.insights_window,
+            )
         assert found == members - {excluded}
 
 

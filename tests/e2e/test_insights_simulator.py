@@ -12,20 +12,20 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
-from exporter.collect.telemetry import CollectTelemetry
+from exporter.components import Components, build_components
 from exporter.metrics import render
 from exporter.settings import Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig
-from exporter.state import Buckets, State
+from exporter.state import State
 from exporter.state.insights import InsightsStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+FAST = {"requests_per_second": 1000, "burst": 1000}
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 WINDOW = "last-30-days"
@@ -56,13 +56,31 @@ def anyio_backend() -> str:
 
 @dataclass
 class Exporter:
-    settings: Settings
-    state: State
-    store: InsightsStore
-    live: LiveCollector
-    insights: InsightsCollector
+    parts: Components
     live_cycles: int = 0
     every_project_polled: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def settings(self) -> Settings:
+        return self.parts.settings
+
+    @property
+    def state(self) -> State:
+        return self.parts.state
+
+    @property
+    def store(self) -> InsightsStore:
+        assert self.parts.insights_store is not None
+        return self.parts.insights_store
+
+    @property
+    def live(self) -> LiveCollector:
+        return self.parts.live
+
+    @property
+    def insights(self) -> InsightsCollector:
+        assert self.parts.insights is not None
+        return self.parts.insights
 
     def count_cycle(self) -> None:
         self.live_cycles += 1
@@ -77,47 +95,23 @@ class Exporter:
 
 @asynccontextmanager
 async def exporter(
-    sim: RunningSimulator, limiter: RateLimiter, *, live_running: bool = False, **collect: Any
+    sim: RunningSimulator, api: dict[str, Any] | None = None, **collect: Any
 ) -> AsyncIterator[Exporter]:
-    """The collectors; with `live_running` the caller runs `live.run()`, which adds the
-    projects itself, else the projects are added here for sweeps without live polling."""
+    """The exporter's parts, on the simulator's clock; `api`: the rate limit (fast by
+    default). The caller runs `live.run()` when it wants live polling."""
     settings = load_settings(
         None,
         {
-            "api": {"url": sim.api_url},
+            "api": {"url": sim.api_url, "max_retries": 0, **(api or FAST)},
             "projects": [{"slug": p.slug, "branches": BRANCHES} for p in sim.world.projects],
             "collect": {"insights_window": WINDOW, **collect},
+            "insights": {"enabled": True},
         },
     )
-    registry = CollectorRegistry(auto_describe=False)
-    state = State(
-        watch_start=T0.timestamp(),
-        buckets=Buckets((60.0,), (60.0,), (5.0,)),
-        series_ttl=settings.collect.series_ttl,
-    )
-    store = InsightsStore()
-    telemetry = CollectTelemetry(registry)
-    async with CircleCIClient(
-        sim.api_url, None, limiter=limiter, telemetry=ApiTelemetry(registry), max_retries=0
-    ) as client:
-        live = LiveCollector(
-            settings, client=client, state=state, on_cycle=lambda: None, telemetry=telemetry
-        )
-        if not live_running:
-            for project in settings.projects:
-                live.add_project(project.slug, project)
-        insights = InsightsCollector(
-            settings,
-            client=client,
-            state=state,
-            store=store,
-            tracked=lambda: {slug: p.policy for slug, p in live.projects.items()},
-            on_sweep=lambda: None,
-            telemetry=telemetry,
-            clock=lambda: T0.timestamp(),
-        )
-        result = Exporter(settings, state, store, live, insights)
-        live.on_cycle = result.count_cycle
+    clock = sim.world.clock
+    async with build_components(settings, clock=lambda: clock.now().timestamp()) as parts:
+        result = Exporter(parts)
+        parts.live.on_cycle = result.count_cycle
         yield result
 
 
@@ -128,10 +122,6 @@ async def simulator(
     sim_config = SimConfig(projects=3, history=history, **config)
     async with RunningSimulator(sim_config, clock=SimClock.manual(T0)) as sim:
         yield sim
-
-
-def fast_limiter() -> RateLimiter:
-    return RateLimiter(1000.0, 1000, 16)
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -168,7 +158,7 @@ class Truth:
 
 
 async def test_every_workflow_and_job_value_is_what_the_simulator_answers() -> None:
-    async with simulator() as sim, exporter(sim, fast_limiter()) as exp:
+    async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
         got = samples(exp.exposition())
         truth = Truth(sim)
@@ -213,7 +203,7 @@ async def test_every_workflow_and_job_value_is_what_the_simulator_answers() -> N
 
 
 async def test_trends_tests_and_flaky_tests_match_the_simulator() -> None:
-    async with simulator() as sim, exporter(sim, fast_limiter()) as exp:
+    async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
         got = samples(exp.exposition())
         truth = Truth(sim)
@@ -262,7 +252,7 @@ async def test_kebab_case_flaky_tests_give_the_same_numbers() -> None:
     for casing in ("snake", "kebab"):
         async with (
             simulator(flaky_tests_casing=casing) as sim,
-            exporter(sim, fast_limiter()) as exp,
+            exporter(sim) as exp,
         ):
             await exp.insights.sweep()
             totals.append(
@@ -276,7 +266,7 @@ async def test_kebab_case_flaky_tests_give_the_same_numbers() -> None:
 
 
 async def test_org_summary_rows_and_collection_health() -> None:
-    async with simulator() as sim, exporter(sim, fast_limiter()) as exp:
+    async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
         got = samples(exp.exposition())
         org = sim.world.projects[0].organization.slug
@@ -301,7 +291,7 @@ async def test_org_summary_rows_and_collection_health() -> None:
 
 
 async def test_exposition_passes_promtool_with_no_finding() -> None:
-    async with simulator() as sim, exporter(sim, fast_limiter()) as exp:
+    async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
         result = await anyio.run_process(
             ["promtool", "check", "metrics"], input=exp.exposition().encode(), check=False
@@ -311,7 +301,7 @@ async def test_exposition_passes_promtool_with_no_finding() -> None:
 
 
 async def test_a_failing_project_keeps_its_values_and_counts_errors() -> None:
-    async with simulator() as sim, exporter(sim, fast_limiter()) as exp:
+    async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
         before = exp.store.snapshot().projects
         sim.faults.add(match="getFlakyTests", error_ratio=1.0)
@@ -329,11 +319,11 @@ async def test_live_polling_keeps_its_cadence_while_a_sweep_runs() -> None:
     the limiter one at a time."""
     rate = 20.0
     interval = 0.25
-    limiter = RateLimiter(rate, 1, 8)
+    slow = {"requests_per_second": rate, "burst": 1, "max_concurrency": 8}
     # A short history and lookback keep the live start-up read (at the low rate) short.
     async with (
         simulator(history=timedelta(days=1)) as sim,
-        exporter(sim, limiter, live_running=True, interval=interval, lookback="2h") as exp,
+        exporter(sim, slow, interval=interval, lookback="2h") as exp,
     ):
         sim.faults.add(match="/api/v2/insights/*", latency=0.05)
         async with anyio.create_task_group() as tg:

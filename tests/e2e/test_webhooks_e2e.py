@@ -5,7 +5,7 @@ with fewer API requests, and webhooks alone count workflows before any poll sees
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -14,13 +14,11 @@ import anyio
 import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from exporter.simulator import RunningSimulator, SimConfig
 from exporter.web.app import create_app
-from exporter.web.publisher import Publisher
-from exporter.web.webhooks import PATH, WebhookReceiver, WebhookTelemetry
-from tests.e2e.live_harness import Exporter, exporter, requests, settings_for, simulator
+from exporter.web.webhooks import PATH
+from tests.e2e.live_harness import exporter, requests, settings_for, simulator
 from tests.e2e.test_live_collection import expected_counts
 
 pytestmark = pytest.mark.anyio
@@ -81,17 +79,6 @@ async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
         server.should_exit = True
 
 
-def receiver_for(ex: Exporter, registry: CollectorRegistry, clock: Callable[[], float]) -> Any:
-    return WebhookReceiver(
-        [SecretStr("retired-secret"), SecretStr(SECRET)],
-        projects=ex.live.projects,
-        state=ex.state,
-        on_applied=lambda: None,
-        telemetry=WebhookTelemetry(registry),
-        clock=clock,
-    )
-
-
 def events(registry: CollectorRegistry, outcome: str) -> float:
     return sum(
         registry.get_sample_value(
@@ -109,14 +96,16 @@ async def test_webhooks_plus_polling_equal_polling_only_with_fewer_requests() ->
     url = f"http://127.0.0.1:{sock.getsockname()[1]}{PATH}"
     config = SimConfig(**WORLD, webhook_url=url, webhook_secret=SECRET,  # type: ignore[arg-type]
                        webhook_duplicate_ratio=0.2, webhook_reorder_ratio=0.2)  # fmt: skip
-    registry = CollectorRegistry(auto_describe=False)
     async with simulator(config) as sim:
         sim.sender.stop()  # the test delivers, step by step, instead of its timer
         world = sim.world
-        async with exporter(sim, settings_for(sim.api_url, tracked(sim))) as ex:
-            receiver = receiver_for(ex, registry, lambda: world.clock.now().timestamp())
-            app = create_app(publisher=Publisher(ex.state, {"live": 30.0}), registry=registry,
-                             ready=lambda: True, webhooks=receiver)  # fmt: skip
+        settings = settings_for(
+            sim.api_url, tracked(sim), webhook_secret=f"retired-secret,{SECRET}"
+        )
+        async with exporter(sim, settings) as ex:
+            registry = ex.parts.registry
+            app = create_app(publisher=ex.parts.publisher, registry=registry, ready=lambda: True,
+                             webhooks=ex.parts.webhooks)  # fmt: skip
             async with serving(app, sock):
                 start = world.clock.now()
                 await ex.cycle()

@@ -20,7 +20,6 @@ from webhook_support import (
     with_changes,
 )
 
-from exporter.settings import Defaults
 from exporter.web.webhooks import MAX_BODY, RecentIds, webhook_app
 
 pytestmark = pytest.mark.anyio
@@ -146,7 +145,7 @@ async def test_events_of_dropped_branches_are_ignored(harness: Harness) -> None:
 
 
 async def test_folded_branches_are_counted_as_other_without_gauges() -> None:
-    async for h in make_harness(rules=Defaults(other_branches="fold")):
+    async for h in make_harness(defaults={"other_branches": "fold"}):
         await h.read_projects()
         await h.post(workflow_event("e", "w", "2021-09-02T09:00", "failed", "feature/x"))
         snapshot = h.state.snapshot(0.0)

@@ -1,5 +1,6 @@
-"""A receiver wired to a real State and real ProjectCollectors, whose CircleCI API is a small
-in-memory fake (httpx.MockTransport), and an ASGI client that posts signed events to it."""
+"""The exporter's parts as the composition root wires them (a real State, live collector and
+receiver), whose CircleCI API is a small in-memory fake (httpx.MockTransport), and an ASGI
+client that posts signed events to it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.project import ProjectCollector
-from exporter.settings import CollectSettings, Defaults
+from exporter.components import build_components
+from exporter.settings import load_settings
 from exporter.simulator import sign
-from exporter.state import Buckets, State
+from exporter.state import State
 from exporter.web.app import create_app
-from exporter.web.publisher import Publisher
-from exporter.web.webhooks import WebhookReceiver, WebhookTelemetry
+from exporter.web.webhooks import WebhookReceiver
 
 SAMPLES = Path(__file__).parent / "samples"
 SECRET = "hunter123"
@@ -153,52 +152,41 @@ class Harness:
 async def make_harness(
     *,
     secrets: tuple[str, ...] = (SECRET,),
-    rules: Defaults | None = None,
+    defaults: dict[str, Any] | None = None,
     api: FakeApi | None = None,
-    dedupe_size: int = 1000,
 ) -> AsyncIterator[Harness]:
+    """`defaults`: the `defaults:` branch rules of both projects."""
     api = api or FakeApi()
-    registry = CollectorRegistry(auto_describe=False)
-    state = State(watch_start=0.0, buckets=Buckets((60.0,), (60.0,), (5.0, 60.0)),
-                  series_ttl=TEN_YEARS)  # fmt: skip
-    published: list[int] = []
-    async with CircleCIClient(
-        "https://circleci.example/api",
+    settings = load_settings(
         None,
-        limiter=RateLimiter(1000, 1000, 4),
-        telemetry=ApiTelemetry(registry),
-        transport=httpx.MockTransport(api.handler),
-        max_retries=0,
-    ) as client:
-        collectors = {
-            slug: ProjectCollector(
-                slug,
-                rules or Defaults(),
-                client=client,
-                state=state,
-                settings=CollectSettings(lookback=TEN_YEARS, series_ttl=TEN_YEARS),
-                clock=lambda: 1.9e9,
-            )
-            for slug in (OAUTH, STANDALONE)
-        }
-        receiver = WebhookReceiver(
-            [SecretStr(s) for s in secrets],
-            projects=collectors,
-            state=state,
-            on_applied=lambda: published.append(1),
-            telemetry=WebhookTelemetry(registry),
-            clock=lambda: 1.9e9,
-            dedupe_size=dedupe_size,
-        )
+        {
+            "api": {"url": "https://circleci.example/api", "requests_per_second": 1000,
+                    "burst": 1000, "max_concurrency": 4, "max_retries": 0},
+            "projects": [{"slug": OAUTH}, {"slug": STANDALONE}],
+            "defaults": defaults or {},
+            "collect": {"lookback": TEN_YEARS, "series_ttl": TEN_YEARS},
+            "webhooks": {"secret": ",".join(secrets)},
+        },
+    )  # fmt: skip
+    published: list[int] = []
+    parts = build_components(
+        settings, transport=httpx.MockTransport(api.handler), clock=lambda: 1.9e9, watch_start=0.0
+    )
+    async with parts:
+        receiver = parts.webhooks
+        assert receiver is not None
+        receiver.on_applied = lambda: published.append(1)
         app = create_app(
-            publisher=Publisher(state, {"live": 30.0}),
-            registry=registry,
+            publisher=parts.publisher,
+            registry=parts.registry,
             ready=lambda: True,
             webhooks=receiver,
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://exporter") as http:
-            yield Harness(state, api, collectors, receiver, registry, http, published)
+            yield Harness(
+                parts.state, api, parts.live.projects, receiver, parts.registry, http, published
+            )
 
 
 def with_changes(payload: dict[str, Any], **changes: Any) -> dict[str, Any]:

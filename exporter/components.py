@@ -1,0 +1,169 @@
+"""The composition root: the one place that builds the exporter's parts and wires them.
+
+client → collectors → state → publisher (snapshot → exposition) → web. `service.py`, the
+`webhooks sync` command, the test harnesses and the benchmarks all build their parts here, so
+a part is wired the same way wherever it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+from prometheus_client import CollectorRegistry
+
+from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter, Transport
+from exporter.collect.events import EVENT_TYPES
+from exporter.collect.insights import InsightsCollector
+from exporter.collect.live import LiveCollector
+from exporter.collect.telemetry import CollectTelemetry
+from exporter.settings import Settings
+from exporter.state import Buckets, State
+from exporter.state.insights import InsightsStore
+from exporter.web.publisher import Publisher
+from exporter.web.webhooks import WebhookReceiver, WebhookTelemetry
+
+# With webhooks, a broken default branch should show within a second of the event: the
+# snapshot is re-rendered at most this often (polling alone re-renders once per second at most).
+WEBHOOK_PUBLISH_GAP = 0.25
+
+
+@dataclass
+class Components:
+    """The parts of one exporter. An async context manager: leaving it closes the client."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    client: CircleCIClient
+    state: State
+    live: LiveCollector
+    insights_store: InsightsStore | None
+    insights: InsightsCollector | None
+    publisher: Publisher
+    webhooks: WebhookReceiver | None
+
+    async def __aenter__(self) -> Components:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.client.aclose()
+
+    async def run(self) -> None:
+        """The collectors and the publisher, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.live.run)
+            if self.insights is not None:
+                tg.start_soon(self.insights.run)
+            tg.start_soon(self.publisher.run)
+
+
+def build_client(
+    settings: Settings, registry: CollectorRegistry, *, transport: Transport | None = None
+) -> CircleCIClient:
+    """The API client with the process-wide rate limiter and its request metrics."""
+    api = settings.api
+    return CircleCIClient(
+        api.url,
+        api.resolved_token(),
+        limiter=RateLimiter(api.requests_per_second, api.burst, api.max_concurrency),
+        telemetry=ApiTelemetry(registry),
+        timeout=api.timeout,
+        max_retries=api.max_retries,
+        transport=transport,
+    )
+
+
+def buckets(settings: Settings) -> Buckets:
+    m = settings.metrics
+    return Buckets(
+        workflow_duration=tuple(m.workflow_duration_buckets),
+        job_duration=tuple(m.job_duration_buckets),
+        queue=tuple(m.queue_buckets),
+    )
+
+
+def build_components(
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    clock: Callable[[], float] = time.time,
+    watch_start: float | None = None,
+) -> Components:
+    """Every part, wired. The watch (see `State`) starts at `watch_start`, by default now by
+    `clock`. The projects of `projects:` are tracked at once; those of `orgs:` when `live.run`
+    discovers them. `transport` carries the API requests (tests and benchmarks)."""
+    registry = CollectorRegistry(auto_describe=False)
+    state = State(
+        watch_start=clock() if watch_start is None else watch_start,
+        buckets=buckets(settings),
+        series_ttl=settings.collect.series_ttl,
+    )
+    intervals = {"live": settings.collect.interval}
+    insights_store = InsightsStore() if settings.insights.enabled else None
+    if insights_store is not None:
+        intervals["insights"] = settings.collect.insights_interval
+    secrets = settings.webhooks.resolved_secrets()
+    publish_gap = WEBHOOK_PUBLISH_GAP if secrets else 1.0
+    publisher = Publisher(
+        state,
+        intervals,
+        insights=insights_store,
+        min_gap=min(publish_gap, settings.collect.interval),
+        clock=clock,
+    )
+    client = build_client(settings, registry, transport=transport)
+    collect_telemetry = CollectTelemetry(registry)
+    live = LiveCollector(
+        settings,
+        client=client,
+        state=state,
+        on_cycle=publisher.request,
+        telemetry=collect_telemetry,
+        clock=clock,
+    )
+    for project in settings.projects:
+        live.add_project(project.slug, project)
+    insights = None
+    if insights_store is not None:
+        insights = InsightsCollector(
+            settings,
+            client=client,
+            state=state,
+            store=insights_store,
+            tracked=lambda: {slug: p.policy for slug, p in live.projects.items()},
+            on_sweep=publisher.request,
+            telemetry=collect_telemetry,
+            clock=clock,
+        )
+    # Registered even without webhooks, so the family is always served (zeros).
+    webhook_telemetry = WebhookTelemetry(registry, EVENT_TYPES)
+    webhooks = (
+        WebhookReceiver(
+            secrets,
+            apply=live.apply_event,
+            event_types=EVENT_TYPES,
+            on_applied=publisher.request,
+            telemetry=webhook_telemetry,
+        )
+        if secrets
+        else None
+    )
+    return Components(
+        settings=settings,
+        registry=registry,
+        client=client,
+        state=state,
+        live=live,
+        insights_store=insights_store,
+        insights=insights,
+        publisher=publisher,
+        webhooks=webhooks,
+    )
