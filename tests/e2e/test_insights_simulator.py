@@ -49,11 +49,6 @@ INSIGHTS_OPS = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @dataclass
 class Exporter:
     parts: Components

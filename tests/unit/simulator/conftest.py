@@ -14,11 +14,6 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def clock() -> SimClock:
     return SimClock.manual(START)
 

@@ -5,11 +5,6 @@ from webhook_support import Harness, make_harness
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
     async for h in make_harness():
         await h.read_projects()
