@@ -1,5 +1,6 @@
 """Every metric family the exporter exposes: the one list that the exposition, docs/metrics.md
-and the tests read, so the three never drift. Contract: ../shared/design/metrics.md."""
+and the tests read, so the three never drift. This list is the project's metric contract: add
+families freely (each with its help text), change none silently."""
 
 from __future__ import annotations
 

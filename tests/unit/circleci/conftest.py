@@ -1,7 +1,6 @@
 import json
 import random
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -11,15 +10,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from exporter.circleci import ApiTelemetry, Backoff, CircleCIClient, RateLimiter
+from tests import fixtures
 
 API_ROOT = "https://circleci.com/api"
 TOKEN = "CCIPAT_s3cr3tT0kenValue_0123456789abcdef"
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "api"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+FIXTURES = fixtures.API
 
 
 class FakeClock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
@@ -20,9 +19,10 @@ from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Defaults, Settings, load_settings
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore, ProjectInsights
+from tests import fixtures
 
 API_ROOT = "https://circleci.com/api"
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "insights"
+FIXTURES = fixtures.INSIGHTS
 PROJECT = "gh/acme/api"
 NOW = 1_764_000_000.0
 INSIGHTS = f"/api/v2/insights/{PROJECT}"
@@ -86,11 +86,6 @@ class FakeInsightsApi:
 
     def paths(self) -> list[str]:
         return [r.url.path for r in self.requests]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
 """Every endpoint's responses validate against CircleCI's published OpenAPI schemas.
 
 The spec is OpenAPI 3.0, so `x-nullable`/`nullable` become `null` alternatives, and the few
-places where the live API knowingly departs from the spec (api-notes §9) are relaxed here, each
-named in LIVE_DEVIATIONS. Everything else is checked as published.
+places where the live API knowingly departs from the spec (docs/circleci-api.md §Live departures)
+are relaxed here, each named in LIVE_DEVIATIONS. Everything else is checked as published.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,10 +17,10 @@ from jsonschema import Draft202012Validator
 
 from exporter.simulator import SimClock, SimConfig, World, create_app
 from exporter.simulator.app import API_ROUTES
+from tests.fixtures import OPENAPI_SPEC
 
 pytestmark = pytest.mark.anyio
 
-SPEC_PATH = Path("/work/shared/circleci/openapi-v2.json")
 # v1.1 and the step output endpoints have no OpenAPI spec (tests/unit/simulator/test_sim_steps.py)
 V1_ONLY = {"getJobV1", "getActionOutput", "getPrivateStepOutput"}
 
@@ -42,25 +41,25 @@ def _openapi_to_jsonschema(node: Any) -> Any:
 
 
 def _relax_next_page_token(schema: dict[str, Any]) -> None:
-    # api-notes §9.3: `next_page_token` may be missing on the last page.
+    # A consumer tolerates a missing `next_page_token` (docs/circleci-api.md §Pagination).
     if "next_page_token" in schema.get("properties", {}):
         schema["required"] = [k for k in schema.get("required", []) if k != "next_page_token"]
 
 
 def _relax_jobs(schema: dict[str, Any]) -> None:
-    # api-notes §2.6 / §9.4: started_at is null or absent for jobs that never started.
+    # started_at is null or absent for jobs that never started (docs/circleci-api.md §Jobs).
     item = schema["properties"]["items"]["items"]
     item["required"] = [k for k in item["required"] if k != "started_at"]
     item["properties"]["started_at"] = {"type": ["string", "null"]}
 
 
 def _relax_job_details(schema: dict[str, Any]) -> None:
-    # A queued job has no start yet (api-notes §2.6 applies to the details too).
+    # A queued job has no start yet, in its details too (docs/circleci-api.md §Jobs).
     schema["properties"]["started_at"] = {"type": ["string", "null"]}
 
 
 def _relax_trigger_type(schema: dict[str, Any]) -> None:
-    # api-notes §9.5: unknown trigger types ("unknown", ...) occur live.
+    # Unknown trigger types ("unknown", ...) occur live (docs/circleci-api.md §Pipelines).
     pipeline = schema["properties"]["items"]["items"] if "items" in schema["properties"] else schema
     pipeline["properties"]["trigger"]["properties"]["type"] = {"type": "string"}
 
@@ -81,7 +80,8 @@ def _snake_case(node: Any) -> Any:
 
 
 def _relax_flaky_tests(schema: dict[str, Any]) -> None:
-    # api-notes §2.9: the live flaky-tests body is snake_case although the spec says kebab-case.
+    # The live flaky-tests body is snake_case, the spec says kebab-case (docs/circleci-api.md
+    # §Insights).
     schema.update(_snake_case(schema))
 
 
@@ -126,7 +126,7 @@ UNPUBLISHED = {
 
 @pytest.fixture(scope="module")
 def validators() -> dict[str, Draft202012Validator]:
-    spec = json.loads(SPEC_PATH.read_text())
+    spec = json.loads(OPENAPI_SPEC.read_text())
     components = _openapi_to_jsonschema(spec["components"])
     found = {}
     for operations in spec["paths"].values():

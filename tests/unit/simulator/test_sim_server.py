@@ -9,7 +9,6 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import httpx
@@ -31,28 +30,16 @@ from exporter.simulator import (
 )
 from exporter.simulator.webhooks import WebhookRegistry
 from exporter.web.listen import listen
+from tests.fixtures import SignatureVector, signature_vectors, webhook_sample
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "webhook-secret"
 
 
-# Vectors from /work/shared/circleci/webhooks/README.md (CircleCI's docs).
-VECTORS = [
-    (b"hello world", "secret",
-     "734cc62f32841568f45715aeb9f4d789" "1324e6d948e4c6c60c0621cdac48623a"),
-    (b"lalala", "another-secret",
-     "daa220016c8f29a8b214fbfc3671aeec" "2145cfb1e6790184ffb38b6d0425fa00"),
-    (b"an-important-request-payload", "hunter123",
-     "9be2242094a9a8c00c64306f382a7f9d" "691de910b4a266f67bd314ef18ac49fa"),
-    (b"foo", "secret", "773ba44693c7553d6ee20f61ea5d2757" "a9a4f4a44d2841ae4e95b52e4cd62db4"),
-]  # fmt: skip
-SAMPLES = Path("/work/shared/circleci/webhooks")
-
-
-@pytest.mark.parametrize("body,secret,expected", VECTORS)
-def test_signature_matches_circleci_vectors(body: bytes, secret: str, expected: str) -> None:
-    assert sign(body, secret) == f"v1={expected}"
+@pytest.mark.parametrize("vector", signature_vectors())
+def test_signature_matches_circleci_vectors(vector: SignatureVector) -> None:
+    assert sign(vector.body, vector.secret) == f"v1={vector.v1}"
 
 
 async def test_running_simulator_serves_real_http(clock: SimClock) -> None:
@@ -145,10 +132,10 @@ async def test_payload_shape_follows_the_samples(clock: SimClock, receiver: _Rec
     workflow_event = next(p for p in payloads if p["type"] == "workflow-completed")
     job_event = next(p for p in payloads if p["type"] == "job-completed")
     for sample, payload in (
-        ("workflow-completed.github-oauth.json", workflow_event),
-        ("job-completed.github-oauth.json", job_event),
+        ("workflow-completed.github-oauth", workflow_event),
+        ("job-completed.github-oauth", job_event),
     ):
-        reference = json.loads((SAMPLES / sample).read_bytes())
+        reference = webhook_sample(sample)
         assert set(payload) == set(reference)
         assert set(payload["workflow"]) == set(reference["workflow"])
     assert set(job_event["job"]) == {"id", "number", "name", "status", "started_at", "stopped_at"}

@@ -16,11 +16,11 @@ from webhook_support import (
     FakeApi,
     Harness,
     make_harness,
-    sample,
     with_changes,
 )
 
 from exporter.web.webhooks import MAX_BODY, RecentIds, webhook_app
+from tests.fixtures import webhook_sample
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ JOB = "job-completed"
 def workflow_event(event_id: str, workflow_id: str, created: str, status: str,
                    branch: str = "main") -> dict[str, Any]:  # fmt: skip
     """The OAuth sample as another run: its own event id, workflow id, times and status."""
-    payload = sample("workflow-completed.github-oauth")
+    payload = webhook_sample("workflow-completed.github-oauth")
     payload["id"] = event_id
     payload["pipeline"]["vcs"]["branch"] = branch
     payload["workflow"].update(
@@ -45,7 +45,7 @@ def runs(h: Harness) -> dict[tuple[str, ...], int]:
 
 
 async def test_oauth_workflow_event_is_applied_and_published(harness: Harness) -> None:
-    response = await harness.post(sample("workflow-completed.github-oauth"))
+    response = await harness.post(webhook_sample("workflow-completed.github-oauth"))
     assert (response.status_code, response.text) == (200, "applied\n")
     assert runs(harness) == {(OAUTH, "main", "build-test-deploy", "success"): 1}
     row = harness.state.snapshot(0.0).workflows[(OAUTH, "main", "build-test-deploy")]
@@ -55,14 +55,14 @@ async def test_oauth_workflow_event_is_applied_and_published(harness: Harness) -
 
 
 async def test_standalone_workflow_event_is_applied_on_its_git_branch(harness: Harness) -> None:
-    response = await harness.post(sample("workflow-completed.standalone"))
+    response = await harness.post(webhook_sample("workflow-completed.standalone"))
     assert response.status_code == 200
     row = harness.state.snapshot(0.0).workflows[(STANDALONE, "main", "build")]
     assert (row.last_completed_status, row.consecutive_failures) == ("failed", 1)
 
 
 async def test_redelivered_event_is_applied_once(harness: Harness) -> None:
-    payload = sample("workflow-completed.github-oauth")
+    payload = webhook_sample("workflow-completed.github-oauth")
     first = await harness.post(payload)
     again = await harness.post(payload)
     assert (first.text, again.status_code, again.text) == ("applied\n", 200, "duplicate\n")
@@ -73,7 +73,7 @@ async def test_redelivered_event_is_applied_once(harness: Harness) -> None:
 
 async def test_same_run_in_a_new_event_is_still_counted_once(harness: Harness) -> None:
     # The dedupe memory is bounded; behind it the state counts each run once by its id.
-    payload = sample("workflow-completed.github-oauth")
+    payload = webhook_sample("workflow-completed.github-oauth")
     await harness.post(payload)
     await harness.post(with_changes(payload, id="another-delivery-of-the-same-run"))
     assert runs(harness) == {(OAUTH, "main", "build-test-deploy", "success"): 1}
@@ -105,7 +105,7 @@ async def test_older_event_never_overwrites_newer_state(harness: Harness) -> Non
 
 
 async def test_older_job_event_never_overwrites_newer_job_state(harness: Harness) -> None:
-    newer = sample("job-completed.github-oauth")
+    newer = webhook_sample("job-completed.github-oauth")
     older = with_changes(newer, id="older-event")
     older["job"].update(
         id="older-job",
@@ -130,7 +130,7 @@ async def test_unknown_event_type_is_accepted_and_ignored(harness: Harness) -> N
 
 
 async def test_events_of_untracked_projects_are_ignored(harness: Harness) -> None:
-    payload = with_changes(sample("workflow-completed.github-oauth"),
+    payload = with_changes(webhook_sample("workflow-completed.github-oauth"),
                            project__slug="github/someone/else")  # fmt: skip
     response = await harness.post(payload)
     assert response.status_code == 202
@@ -155,13 +155,13 @@ async def test_folded_branches_are_counted_as_other_without_gauges() -> None:
 
 async def test_events_before_the_project_was_read_are_left_to_polling() -> None:
     async for h in make_harness():
-        response = await h.post(sample("workflow-completed.github-oauth"))
+        response = await h.post(webhook_sample("workflow-completed.github-oauth"))
         assert response.status_code == 202
         assert runs(h) == {}
 
 
 async def test_job_event_queues_details_and_tests_fetched_once(harness: Harness) -> None:
-    await harness.post(sample("job-completed.github-oauth"))
+    await harness.post(webhook_sample("job-completed.github-oauth"))
     job_key = (OAUTH, "main", "welcome", "test")
     snapshot = harness.state.snapshot(0.0)
     assert dict(snapshot.job_runs) == {(*job_key, "success"): 1}
@@ -178,7 +178,7 @@ async def test_job_event_queues_details_and_tests_fetched_once(harness: Harness)
 
 
 async def test_polling_does_not_fetch_again_what_a_job_event_queued() -> None:
-    job = sample("job-completed.github-oauth")
+    job = webhook_sample("job-completed.github-oauth")
     api = FakeApi()
     async for h in make_harness(api=api):
         await h.read_projects()
@@ -215,7 +215,7 @@ async def test_polling_does_not_fetch_again_what_a_job_event_queued() -> None:
 
 
 async def test_job_event_without_its_workflow_is_ignored(harness: Harness) -> None:
-    response = await harness.post(sample("job-completed.standalone"))
+    response = await harness.post(webhook_sample("job-completed.standalone"))
     assert response.status_code == 202
     assert harness.state.snapshot(0.0).job_runs == {}
     assert harness.events(JOB, "ignored") == 1
@@ -223,15 +223,15 @@ async def test_job_event_without_its_workflow_is_ignored(harness: Harness) -> No
 
 async def test_verified_events_relax_the_project_polling(harness: Harness) -> None:
     assert harness.collectors[OAUTH].last_webhook_at is None
-    await harness.post(sample("workflow-completed.github-oauth"))
+    await harness.post(webhook_sample("workflow-completed.github-oauth"))
     assert harness.collectors[OAUTH].last_webhook_at == 1.9e9
-    await harness.post(sample("workflow-completed.standalone"), secret="wrong")
+    await harness.post(webhook_sample("workflow-completed.standalone"), secret="wrong")
     assert harness.collectors[STANDALONE].last_webhook_at is None
 
 
 # -- bad requests: a clear status, nothing applied, an outcome counted -------------------------
 
-GOOD = sample("workflow-completed.github-oauth")
+GOOD = webhook_sample("workflow-completed.github-oauth")
 
 
 @pytest.mark.parametrize(
@@ -315,7 +315,7 @@ async def test_rotated_secrets_are_all_accepted() -> None:
     async for h in make_harness(secrets=("new-secret", SECRET)):
         await h.read_projects()
         old = await h.post(GOOD, secret=SECRET)
-        new = await h.post(sample("workflow-completed.standalone"), secret="new-secret")
+        new = await h.post(webhook_sample("workflow-completed.standalone"), secret="new-secret")
         unknown = await h.post(with_changes(GOOD, id="x"), secret="retired-secret")
         assert (old.status_code, new.status_code, unknown.status_code) == (200, 200, 401)
 

@@ -6,16 +6,9 @@ import pytest
 from pydantic import SecretStr
 
 from exporter.web.webhooks import SignatureVerifier
+from tests.fixtures import signature_vectors
 
-# /work/shared/circleci/webhooks/README.md, from CircleCI's outbound-webhooks docs.
-VECTORS = [
-    (b"hello world", "secret", "734cc62f32841568f45715aeb9f4d7891324e6d948e4c6c60c0621cdac48623a"),
-    (b"lalala", "another-secret",
-     "daa220016c8f29a8b214fbfc3671aeec2145cfb1e6790184ffb38b6d0425fa00"),
-    (b"an-important-request-payload", "hunter123",
-     "9be2242094a9a8c00c64306f382a7f9d691de910b4a266f67bd314ef18ac49fa"),
-    (b"foo", "secret", "773ba44693c7553d6ee20f61ea5d2757a9a4f4a44d2841ae4e95b52e4cd62db4"),
-]  # fmt: skip
+VECTORS = signature_vectors()  # CircleCI's published test vectors
 
 
 def verifier(*secrets: str) -> SignatureVerifier:

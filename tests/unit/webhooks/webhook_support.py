@@ -8,7 +8,6 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,17 +21,11 @@ from exporter.state import State
 from exporter.web.app import create_app
 from exporter.web.webhooks import WebhookReceiver
 
-SAMPLES = Path(__file__).parent / "samples"
 SECRET = "hunter123"
 OAUTH = "gh/circleci/webhook-service"
 STANDALONE = "circleci/DdaVtNusHqi24D4YT3X4eu/6EkDPZoN4ZdMKKZtBkRodt"
 ENDPOINT = "/webhooks/circleci"
 TEN_YEARS = 10 * 365 * 86400.0
-
-
-def sample(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
-    return data
 
 
 @dataclass
