@@ -26,7 +26,7 @@ from exporter.settings import Settings
 logger = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "circleci-exporter"
-MAX_WEBHOOKS_PER_PROJECT = 5  # CircleCI's limit (api-notes §2.12)
+MAX_WEBHOOKS_PER_PROJECT = 5  # CircleCI's limit (docs/circleci-api.md §Webhook management)
 
 Action = Literal["created", "updated", "unchanged", "skipped"]
 

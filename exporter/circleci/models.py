@@ -1,6 +1,6 @@
 """Typed, lenient models of the CircleCI API responses the exporter reads.
 
-Leniency rules, all from api-notes §1 to §3 and §9:
+Leniency rules, all from docs/circleci-api.md (§Sources, §Live departures):
 - Unknown keys are ignored; status, type and state fields are plain `str`, because the live API
   sends values outside the spec's enums (e.g. trigger type `unknown`).
 - Every field accepts both snake_case and kebab-case keys: the spec documents kebab-case for flaky
@@ -156,7 +156,8 @@ class Pipeline(ApiModel):
     def branch(self) -> str | None:
         """`vcs.branch`, else `trigger_parameters.git.branch`.
 
-        GitLab, GitHub App and Bitbucket DC pipelines carry no `vcs` (api-notes §2.4).
+        GitLab, GitHub App and Bitbucket DC pipelines carry no `vcs`
+        (docs/circleci-api.md §Pipelines).
         """
         if self.vcs is not None and self.vcs.branch:
             return self.vcs.branch
@@ -283,7 +284,8 @@ class TestResult(ApiModel):
     file: str | None = None
     source: str | None = None
     message: str | None = None
-    # Seconds; the live API sometimes sends it as a string (api-notes §2.8), which pydantic coerces.
+    # Seconds; the live API sometimes sends it as a string (docs/circleci-api.md §Test results),
+    # which pydantic coerces.
     run_time: float = 0.0
 
 
@@ -500,7 +502,8 @@ class FlakyTest(ApiModel):
 
 
 class FlakyTests(ApiModel):
-    """Spec says kebab-case, the live API answers snake_case (api-notes §2.9); both parse."""
+    """Spec says kebab-case, the live API answers snake_case (circleci-api.md §Insights);
+    both parse."""
 
     flaky_tests: list[FlakyTest] = []
     total_flaky_tests: int = 0
@@ -593,7 +596,8 @@ class StepAction(ApiModel):
     run_time_millis: int | None = None
     allocation_id: str | None = None
     has_output: bool = False
-    # A pre-signed S3 URL: fetch it without the Circle-Token header (api-notes §3).
+    # A pre-signed S3 URL: fetch it without the Circle-Token header
+    # (docs/circleci-api.md §v1.1 single job).
     output_url: str | None = None
 
 

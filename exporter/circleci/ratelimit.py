@@ -1,6 +1,7 @@
 """The one request limiter every CircleCI API call of the process goes through.
 
-CircleCI publishes no rate-limit numbers and throttles "frequent polling" per user (api-notes §5),
+CircleCI publishes no rate-limit numbers and throttles "frequent polling" per user
+(docs/circleci-api.md §Rate limits),
 so the exporter paces itself with a token bucket, caps how many requests are in flight, and after a
 429 holds back every request until the server's wait is over (`block_until`).
 

@@ -37,8 +37,8 @@ def server_requested_wait(headers: httpx.Headers, now: datetime | None = None) -
     """Seconds the server asked us to wait, from `Retry-After` or the `RateLimit-Reset` families.
 
     `Retry-After` is either seconds or an HTTP date (RFC 9110). CircleCI documents `RateLimit-Reset`
-    and `X-RateLimit-Reset` as seconds until the window resets (api-notes §5); when both families
-    are sent and disagree, the longer wait is the one that respects both limits.
+    and `X-RateLimit-Reset` as seconds until the window resets (docs/circleci-api.md §Rate limits);
+    when both families are sent and disagree, the longer wait is the one that respects both limits.
     """
     retry_after = headers.get("Retry-After")
     if retry_after is not None:

@@ -1,6 +1,6 @@
 """Project and org slugs, and links to the CircleCI web app.
 
-Slug forms (api-notes §8):
+Slug forms (docs/circleci-api.md §Slugs):
 - OAuth projects: `gh/<org>/<repo>` or `bb/<org>/<repo>`; the API also accepts, and webhooks send,
   the long `github/` and `bitbucket/` prefixes. We normalise to the short form before joining data
   from the two.
@@ -8,7 +8,8 @@ Slug forms (api-notes §8):
 
 For API v1.1 we send the documented long prefixes (`github`, `bitbucket`) and the standalone
 `circleci/...` slug as-is: the v1.1 docs only list the long forms, and CircleCI's own MCP server
-calls v1.1 with `circleci/...` slugs (api-notes §3), so every form we send is known to work.
+calls v1.1 with `circleci/...` slugs (docs/circleci-api.md §v1.1 single job), so every form we send
+is known to work.
 """
 
 from urllib.parse import quote, urlencode
@@ -50,7 +51,8 @@ def v1_project_slug(project_slug: str) -> str:
 
 
 def project_url(project_slug: str, branch: str | None = None) -> str:
-    """The project's pipelines page; canonical links use the long `github/` form (api-notes §7)."""
+    """The project's pipelines page; canonical links use the long `github/` form
+    (docs/circleci-api.md §Web app links)."""
     vcs, org, repo = _split(project_slug, 3, "<vcs>/<org>/<repo>")
     path = "/".join(quote(part, safe="") for part in (_LONG_VCS.get(vcs, vcs), org, repo))
     query = f"?{urlencode({'branch': branch})}" if branch else ""
@@ -68,6 +70,7 @@ def workflow_url(project_slug: str, pipeline_number: int, workflow_id: str) -> s
 def job_url(
     project_slug: str, pipeline_number: int, workflow_id: str, job_number: int | None
 ) -> str:
-    """The job page; approval jobs have no number, so they link to their workflow (api-notes §7)."""
+    """The job page; approval jobs have no number, so they link to their workflow
+    (docs/circleci-api.md §Web app links)."""
     workflow = workflow_url(project_slug, pipeline_number, workflow_id)
     return workflow if job_number is None else f"{workflow}/jobs/{job_number}"

@@ -1,6 +1,6 @@
 """CircleCI webhook payloads → run updates. Pure functions, like `translate` for polling.
 
-Payload shapes follow CircleCI's samples (/work/shared/circleci/webhooks, api-notes §4). They
+Payload shapes follow CircleCI's samples (docs/circleci-api.md §Webhook deliveries). They
 are open maps, so unknown keys are ignored; only what a run update needs is required.
 Updates carry the same labels, ids, times and links as the ones polling builds, so the state
 counts a run once whichever source delivers it first.
@@ -47,7 +47,7 @@ class EventPipeline(ApiModel):
     number: int
     created_at: Timestamp
     # GitHub OAuth and Bitbucket Cloud pipelines carry `vcs`; GitLab, GitHub App and
-    # Bitbucket DC ones carry `trigger_parameters.git` instead (api-notes §2.4, §4).
+    # Bitbucket DC ones carry `trigger_parameters.git` instead (docs/circleci-api.md §Pipelines).
     vcs: _GitRef | None = None
     trigger_parameters: _TriggerParameters | None = None
 
@@ -64,7 +64,7 @@ class EventWorkflow(ApiModel):
     name: str
     created_at: Timestamp
     stopped_at: Timestamp | None = None
-    # Present in workflow-completed only (api-notes §4).
+    # Present in workflow-completed only (docs/circleci-api.md §Webhook deliveries).
     status: str | None = None
 
 

@@ -1,7 +1,8 @@
 """The Insights collector: every tracked project's (and org's) Insights, on a slow schedule.
 
-CircleCI recomputes Insights about daily (api-notes §6), so a sweep every `insights_interval`
-(15 min by default) is plenty; it runs independently of the live collector.
+CircleCI recomputes Insights about daily (docs/circleci-api.md §Insights freshness), so a sweep
+every `insights_interval` (15 min by default) is plenty; it runs independently of the live
+collector.
 
 Sharing the API budget: a sweep issues its requests strictly one at a time, project after
 project, awaiting each before sending the next. The shared `RateLimiter` hands out tokens in
@@ -101,7 +102,8 @@ def usage_stats(metrics: models.UsageMetrics) -> UsageStats:
 
 def project_slug_of(org_slug: str, project_name: str) -> str:
     """The org summary names projects; an OAuth org's slug is `<org-slug>/<name>`, while a
-    standalone org's project slugs hold opaque ids (api-notes §8), so there the name stays."""
+    standalone org's project slugs hold opaque ids (docs/circleci-api.md §Slugs), so there
+    the name stays."""
     if org_slug.startswith("circleci/"):
         return project_name
     return f"{org_slug}/{project_name}"

@@ -224,7 +224,8 @@ class ProjectCollector:
         history: bool,
     ) -> None:
         async for job in self.client.iter_workflow_jobs(workflow.id):
-            # Approval jobs are not runs: they have no number, duration or tests (api-notes §2.6).
+            # Approval jobs are not runs: they have no number, duration or tests
+            # (docs/circleci-api.md §Jobs).
             if job.type == "approval" or job.id in tracked.finished_jobs:
                 continue
             update = translate.job_update(self.slug, workflow, job, place)

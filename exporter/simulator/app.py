@@ -88,7 +88,8 @@ async def _respond(route: ApiRoute, ctx: SimContext, request: Request) -> Respon
 
 
 def _authorized(request: Request, token: str) -> bool:
-    """Accept the three forms CircleCI documents, plus the deprecated query parameter (§1)."""
+    """Accept the three forms CircleCI documents, plus the deprecated query parameter
+    (docs/circleci-api.md §Auth and errors)."""
     offered = request.headers.get("circle-token") or request.query_params.get("circle-token")
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")

@@ -79,7 +79,7 @@ def build_project(
     default_branch = "master" if index % 7 == 2 else "main"
     branches = tuple(rng.sample(_FEATURE_BRANCHES, rng.randint(3, 5)))
     if provider == "GitHub":
-        # api-notes §2.4: pull-request refs appear as branches like pull/<n>/head.
+        # Pull-request refs appear as branches like pull/<n>/head (docs/circleci-api.md §Pipelines).
         branches = (*branches, f"pull/{rng.randint(10, 900)}/head")
     workflows = [_build_and_test(rng)]
     if rng.random() < 0.6:

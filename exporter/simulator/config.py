@@ -29,7 +29,8 @@ class SimConfig:
     webhook_reorder_ratio: float = 0.05
     flaky_tests_casing: FlakyTestsCasing = "snake"
     # World seconds between two Insights refreshes. CircleCI refreshes Insights about daily
-    # (api-notes §6); a minute keeps demos and tests lively while answers stay stable.
+    # (docs/circleci-api.md §Insights freshness); a minute keeps demos and tests lively
+    # while answers stay stable.
     insights_refresh: float = 60.0
 
     def __post_init__(self) -> None:

@@ -16,7 +16,8 @@ from exporter.simulator.world import World
 
 
 class ApiError(Exception):
-    """An error answered the CircleCI way: a status code and `{"message": ...}` (api-notes §1)."""
+    """An error answered the CircleCI way: a status code and `{"message": ...}`
+    (docs/circleci-api.md §Auth and errors)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

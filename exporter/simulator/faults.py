@@ -127,7 +127,7 @@ class Faults:
 
 
 def rate_limited(retry_after: int, limit: float | None) -> Response:
-    """429 with both header families, as api-notes §5 says CircleCI services vary."""
+    """429 with both header families: CircleCI services vary (docs/circleci-api.md §Rate limits)."""
     headers = {
         "Retry-After": str(retry_after),
         "RateLimit-Limit": str(math.ceil(limit or 1)),

@@ -1,4 +1,5 @@
-"""Insights numbers computed from the same history the live endpoints serve (api-notes §2.9).
+"""Insights numbers computed from the same history the live endpoints serve
+(docs/circleci-api.md §Insights).
 
 Choices where CircleCI documents no formula, so tests can recompute every number:
 - A run belongs to a window when it has completed by now and was created inside the window.

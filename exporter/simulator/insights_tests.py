@@ -13,7 +13,7 @@ from exporter.simulator.model import Job, Pipeline, Workflow
 from exporter.simulator.serialize import iso, job_test_results
 
 TOP_TESTS = 10  # lists beyond this report only the count in `*_extra`
-TEST_METRICS_RUNS = 10  # api-notes §6: test-metrics looks at the 10 most recent runs
+TEST_METRICS_RUNS = 10  # the 10 most recent runs (circleci-api.md §Insights)
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _collect_flakes(
 
 
 def kebab_case(body: Any) -> Any:
-    """The spec's (wrong, api-notes §2.9) kebab-case spelling of the flaky-tests body."""
+    """The spec's kebab-case spelling of the flaky-tests body (wrong: circleci-api.md §Insights)."""
     if isinstance(body, dict):
         return {key.replace("_", "-"): kebab_case(value) for key, value in body.items()}
     if isinstance(body, list):

@@ -12,7 +12,7 @@ from typing import Literal
 
 JobType = Literal["build", "approval"]
 
-# api-notes §2.5: statuses after which a workflow never changes again.
+# Statuses after which a workflow never changes again (docs/circleci-api.md §Workflows).
 WORKFLOW_TERMINAL = frozenset({"success", "failed", "error", "canceled", "unauthorized", "not_run"})
 
 
@@ -81,7 +81,8 @@ class Project:
 
     @property
     def webhook_slug(self) -> str:
-        """Webhook payloads spell the VCS out (api-notes §4: `github/circleci/webhook-service`)."""
+        """Webhook payloads spell the VCS out (`github/circleci/webhook-service`,
+        docs/circleci-api.md §Slugs)."""
         vcs, rest = self.slug.split("/", 1)
         return f"{ {'gh': 'github', 'bb': 'bitbucket'}.get(vcs, vcs) }/{rest}"
 
@@ -91,7 +92,8 @@ class Project:
 
     @property
     def legacy_url(self) -> str:
-        """Base of the legacy job links (`web_url`, v1.1 `build_url`), api-notes §2.7."""
+        """Base of the legacy job links (`web_url`, v1.1 `build_url`), see
+        docs/circleci-api.md §Web app links."""
         return f"https://circleci.com/{self.slug}"
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import TypeVar
 
-PAGE_SIZE = 20  # api-notes §1: the page size is fixed and cannot be set by the client
+PAGE_SIZE = 20  # fixed by the server, not settable by the client (circleci-api.md §Pagination)
 
 T = TypeVar("T")
 
@@ -58,8 +58,8 @@ def take_page(items: Iterable[T]) -> tuple[list[T], bool]:
 def page_body(items: list[object], next_token: str | None, request_key: str) -> dict[str, object]:
     """Items plus the token; on the last page the live API sometimes omits the key entirely.
 
-    api-notes §1 (con/tinuous): `next_page_token` may be missing on the last page. Which lists do
-    that is fixed per request path, so responses stay deterministic.
+    A consumer must tolerate a missing `next_page_token` on the last page (docs/circleci-api.md
+    §Pagination). Which lists do that is fixed per request path, so responses stay deterministic.
     """
     body: dict[str, object] = {"items": items}
     if next_token is not None or zlib.crc32(request_key.encode()) % 2 == 0:

@@ -1,4 +1,5 @@
-"""User, project, pipeline, workflow and job endpoints (api-notes §2.1-2.8, §2.11, §3)."""
+"""User, project, pipeline, workflow and job endpoints
+(docs/circleci-api.md §Users and projects to §Test results, §Schedules, §v1.1 single job)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ async def get_current_user(request: Request, ctx: SimContext) -> object:
 
 
 async def get_collaborations(request: Request, ctx: SimContext) -> object:
-    # A bare array, not a page (api-notes §2.2).
+    # A bare array, not a page (docs/circleci-api.md §Users and projects).
     return [serialize.collaboration(org) for org in ctx.world.organizations]
 
 
@@ -132,7 +133,8 @@ async def list_workflow_jobs(request: Request, ctx: SimContext) -> object:
     if workflow is None:
         raise ApiError(404, "Workflow not found")
     now = ctx.world.now()
-    # api-notes §1: the spec omits `page-token` here, but the live API honours it.
+    # The spec omits `page-token` here, but the live API honours it (docs/circleci-api.md
+    # §Pagination).
     page, next_token = offset_page(
         workflow.jobs, request.query_params.get("page-token"), f"jobs:{workflow_id}"
     )

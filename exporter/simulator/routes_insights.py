@@ -1,4 +1,5 @@
-"""Insights endpoints (api-notes §2.9), computed from the world's history on each request."""
+"""Insights endpoints (docs/circleci-api.md §Insights), computed from the world's history on
+each request."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ PROJECT = "/{vcs}/{org}/{repo}"
 WORKFLOW = V2 + PROJECT + "/workflows/{workflow}"
 PAGES = V2 + "/pages" + PROJECT + "/summary"
 TIME_SERIES = V2 + "/time-series" + PROJECT + "/workflows/{workflow}/jobs"
-MAX_RANGE = timedelta(days=90)  # api-notes §2.9: end-date at most 90 days after start-date
+MAX_RANGE = timedelta(days=90)  # end-date ≤ start-date + 90 d (circleci-api.md §Insights)
 
 
 def _branch(request: Request, project: Project) -> str | None:
-    """`branch`, or every branch with `all-branches`, else the default branch (api-notes §2.9)."""
+    """`branch`, or every branch with `all-branches`, else the default branch
+    (docs/circleci-api.md §Insights)."""
     if query_flag(request, "all-branches"):
         return ALL_BRANCHES
     return request.query_params.get("branch") or project.default_branch
@@ -340,7 +342,8 @@ async def project_page_summary(request: Request, ctx: SimContext) -> object:
 
 
 async def job_timeseries(request: Request, ctx: SimContext) -> object:
-    """Job runs bucketed by start hour or day; hourly data reaches back 48 h (api-notes §6)."""
+    """Job runs bucketed by start hour or day; hourly data reaches back 48 h
+    (docs/circleci-api.md §Insights freshness)."""
     project = ctx.project(request)
     name = _known_workflow(request, project)
     now = ctx.world.sync()
@@ -402,9 +405,9 @@ _MAX_ANSWERS = 10_000
 
 def _refreshed(handler: Handler) -> Handler:
     """Serve an Insights answer computed once per refresh period of world time, as CircleCI's
-    own Insights are refreshed periodically rather than per request (api-notes §6). This also
-    keeps the heavy aggregations fast under load: the org summary scans every project's
-    history."""
+    own Insights are refreshed periodically rather than per request
+    (docs/circleci-api.md §Insights freshness). This also keeps the heavy aggregations fast under
+    load: the org summary scans every project's history."""
 
     async def answer(request: Request, ctx: SimContext) -> object:
         config = ctx.world.config

@@ -1,4 +1,5 @@
-"""Webhook management (api-notes §2.12); webhooks created here receive the simulated events."""
+"""Webhook management (docs/circleci-api.md §Webhook management); webhooks created here receive
+the simulated events."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _serialize(hook: Webhook) -> dict[str, Any]:
 
 
 def _field(body: dict[str, Any], name: str) -> Any:
-    """api-notes §2.12: casing is contested, so accept `verify-tls` and `verify_tls` alike."""
+    """Casing is contested (docs/circleci-api.md §Webhook management): accept `verify-tls` and
+    `verify_tls` alike."""
     for key in (name, name.replace("-", "_")):
         if key in body:
             return body[key]

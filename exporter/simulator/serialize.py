@@ -1,7 +1,7 @@
 """World objects → JSON bodies shaped like the live API at a given moment.
 
-Fields the spec marks optional are left out rather than sent as null (api-notes §2.5 LIVE); fields
-it marks required-but-nullable are sent as null.
+Fields the spec marks optional are left out rather than sent as null (docs/circleci-api.md
+§Live departures); fields it marks required-but-nullable are sent as null.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ JSON = dict[str, Any]
 
 
 def iso(when: datetime) -> str:
-    """RFC 3339 in UTC; whole seconds as `...Z`, otherwise `....sssZ` (api-notes §9.9)."""
+    """RFC 3339 in UTC; whole seconds as `...Z`, otherwise `....sssZ`
+    (docs/circleci-api.md §Auth and errors)."""
     timespec = "seconds" if when.microsecond < 1000 else "milliseconds"
     return when.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
@@ -77,8 +78,8 @@ def pipeline(p: Pipeline, now: datetime) -> JSON:
         },
     }
     if p.project.provider == "CircleCI":
-        # api-notes §2.4: GitLab and GitHub App pipelines have no `vcs`; their git data is in
-        # trigger_parameters.
+        # GitLab and GitHub App pipelines have no `vcs` (docs/circleci-api.md §Pipelines); their
+        # git data is in trigger_parameters.
         body["trigger_parameters"] = standalone_trigger_parameters(p)
     else:
         body["vcs"] = {
@@ -154,7 +155,8 @@ def job(j: Job, now: datetime) -> JSON:
     if j.started_at is not None and now >= j.started_at:
         body["started_at"] = iso(j.started_at)
     elif number is not None:
-        # api-notes §2.6: a queued job has started_at null although the spec requires a time.
+        # A queued job has started_at null although the spec requires a time (docs/circleci-api.md
+        # §Jobs).
         body["started_at"] = None
     if j.is_completed_at(now) and (j.started_at is not None or number is not None):
         body["stopped_at"] = iso(j.stopped_at)
@@ -193,7 +195,7 @@ def job_details(j: Job, now: datetime) -> JSON:
         "pipeline": {"id": j.workflow.pipeline.id},
         "created_at": iso(j.workflow.created_at),
         "queued_at": iso(j.queued_at),
-        # api-notes §2.7 / §9.6: `duration` is milliseconds, null until the job stops.
+        # `duration` is milliseconds, null until the job stops (docs/circleci-api.md §Jobs).
         "started_at": iso(j.started_at) if started and j.started_at else None,
         "duration": None,
         "messages": [],
@@ -282,7 +284,8 @@ _V1_OUTCOME = {"success": "success", "failed": "failed", "canceled": "canceled",
 
 
 def v1_job(j: Job, now: datetime, steps: list[JSON]) -> JSON:
-    """API v1.1 "Single Job" (api-notes §3); `steps` from `exporter.simulator.steps`."""
+    """API v1.1 "Single Job" (docs/circleci-api.md §v1.1 single job); `steps` from
+    `exporter.simulator.steps`."""
     project_ = j.workflow.project
     pipeline_ = j.workflow.pipeline
     status = j.status_at(now)

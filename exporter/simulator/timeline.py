@@ -194,7 +194,8 @@ class ProjectTimeline:
             if self._runs(template, scheduled=scheduled, on_default=on_default):
                 started = pipeline.created_at + timedelta(seconds=rng.uniform(0.5, 3) / self.speed)
                 if rng.random() < 0.3:
-                    # api-notes §9.9: the live API mixes whole-second and millisecond timestamps.
+                    # The live API mixes whole-second and millisecond timestamps
+                    # (docs/circleci-api.md §Auth and errors).
                     started = started.replace(microsecond=0) + timedelta(seconds=1)
                 self._plan_workflow(template, pipeline, started, template.name in broken)
         return pipeline
@@ -264,7 +265,8 @@ class ProjectTimeline:
             and wants_rerun
         ):
             # Someone presses "rerun": the same commit now both failed and passed, which is
-            # exactly what Insights calls a flaky test (api-notes §2.9 getFlakyTests).
+            # exactly what Insights calls a flaky test (docs/circleci-api.md §Insights,
+            # getFlakyTests).
             rerun_at = workflow.stopped_at + timedelta(seconds=rerun_delay)
             self._plan_workflow(template, pipeline, rerun_at, broken=False, rerun_of=workflow)
         return workflow

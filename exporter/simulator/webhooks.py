@@ -23,12 +23,13 @@ from exporter.simulator.world import World
 
 logger = logging.getLogger(__name__)
 
-MAX_WEBHOOKS_PER_PROJECT = 5  # api-notes §2.12
+MAX_WEBHOOKS_PER_PROJECT = 5  # docs/circleci-api.md §Webhook management
 EVENT_TYPES = ("workflow-completed", "job-completed")
 
 
 def sign(body: bytes, secret: str) -> str:
-    """The `circleci-signature` header value: `v1=` + hex HMAC-SHA256 of the raw body (§4)."""
+    """The `circleci-signature` header value: `v1=` + hex HMAC-SHA256 of the raw body
+    (docs/circleci-api.md §Webhook signatures)."""
     return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -107,8 +108,8 @@ class WebhookSender:
     """POSTs `workflow-completed` and `job-completed` events as runs complete.
 
     Targets: `SimConfig.webhook_url` for every project, plus webhooks created through the API for
-    their project. Like CircleCI (api-notes §4), some deliveries arrive twice and some out of order;
-    both happen at the configured ratios, drawn from a seeded stream.
+    their project. Like CircleCI (docs/circleci-api.md §Webhook deliveries), some deliveries arrive
+    twice and some out of order; both happen at the configured ratios, drawn from a seeded stream.
     """
 
     def __init__(
@@ -230,7 +231,7 @@ _WEBHOOK_TRIGGER = {"scheduled_pipeline": "schedule"}
 def webhook_payload(
     run: Workflow | Job, event_id: str, webhook_id: str, webhook_name: str
 ) -> dict[str, Any]:
-    """A payload shaped like the samples in /work/shared/circleci/webhooks (api-notes §4)."""
+    """A payload shaped like CircleCI's samples (docs/circleci-api.md §Webhook deliveries)."""
     workflow = run if isinstance(run, Workflow) else run.workflow
     pipeline, project = workflow.pipeline, workflow.project
     workflow_body: dict[str, Any] = {

@@ -14,12 +14,13 @@ from exporter.simulator.config import SimConfig
 from exporter.simulator.model import Actor, Job, Organization, Pipeline, Project, Workflow
 from exporter.simulator.timeline import ProjectTimeline
 
-RETENTION = timedelta(days=90)  # api-notes §6: the API keeps at most 90 days of runs
+RETENTION = timedelta(days=90)  # 90 days of runs (circleci-api.md §Insights freshness)
 _LONG_VCS = {"github": "gh", "bitbucket": "bb"}
 
 
 def normalize_slug(slug: str) -> str:
-    """`github/o/r` → `gh/o/r`, `bitbucket/o/r` → `bb/o/r` (api-notes §8); others unchanged."""
+    """`github/o/r` → `gh/o/r`, `bitbucket/o/r` → `bb/o/r` (docs/circleci-api.md §Slugs);
+    others unchanged."""
     vcs, sep, rest = slug.strip("/").partition("/")
     return f"{_LONG_VCS.get(vcs, vcs)}{sep}{rest}"
 

@@ -1,4 +1,4 @@
-"""CircleCI status strings, as the API spells them (api-notes §2.5, §2.6)."""
+"""CircleCI status strings, as the API spells them (docs/circleci-api.md §Workflows, §Jobs)."""
 
 WORKFLOW_STATUSES = (
     "success", "running", "not_run", "failed", "error", "failing", "on_hold", "canceled",

@@ -1,7 +1,8 @@
 """The CircleCI webhook receiver: `POST /webhooks/circleci`.
 
 Each request is verified, parsed and applied to the state on the event loop, with no API call,
-so it answers within milliseconds (CircleCI retries after 10 s without a 2xx, api-notes §4).
+so it answers within milliseconds (CircleCI retries after 10 s without a 2xx,
+docs/circleci-api.md §Webhook deliveries).
 Statuses: 401 missing or bad signature, 413 body over 1 MiB, 400 not an event, 202 an event
 that is not applied (unknown type, untracked project or branch), 200 applied or duplicate.
 Nothing is applied unless the request is verified and well-formed.
@@ -35,8 +36,8 @@ PATH = "/webhooks/circleci"
 # CircleCI's payloads are a few KiB; anything this large is not one of them.
 MAX_BODY = 1024 * 1024
 # Event ids remembered for deduplication. Redeliveries come minutes to hours apart (the retry
-# schedule is undocumented, api-notes §4); at 1,000 events/s this still covers over a minute,
-# and behind it the state counts each run once by its id anyway.
+# schedule is undocumented, docs/circleci-api.md §Webhook deliveries); at 1,000 events/s this
+# still covers over a minute, and behind it the state counts each run once by its id anyway.
 DEDUPE_SIZE = 100_000
 
 OUTCOMES = ("applied", "duplicate", "invalid_signature", "malformed", "ignored", "too_large")
@@ -64,8 +65,9 @@ class WebhookTelemetry:
 class SignatureVerifier:
     """`circleci-signature: v1=<hex HMAC-SHA256 of the raw body>`, against every secret.
 
-    Only v1 is checked, the newest version, so that no one can force a downgrade (api-notes §4);
-    several secrets are accepted at once so a secret can be rotated without losing events.
+    Only v1 is checked, the newest version, so that no one can force a downgrade
+    (docs/circleci-api.md §Webhook signatures); several secrets are accepted at once so a secret
+    can be rotated without losing events.
     """
 
     def __init__(self, secrets: Sequence[SecretStr]) -> None:

@@ -1,4 +1,5 @@
-"""The models accept what the live API sends, not only what the spec promises (api-notes §2, §9)."""
+"""The models accept what the live API sends, not only what the spec promises
+(docs/circleci-api.md §Live departures)."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime

@@ -1,4 +1,5 @@
-"""The live API's departures from the spec (api-notes §9) are reproduced."""
+"""The live API's departures from the spec (docs/circleci-api.md §Live departures) are
+reproduced."""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ async def test_optional_fields_are_omitted_not_null(world: World, api: httpx.Asy
 
 
 async def test_jobs_without_numbers(world: World, clock: SimClock, api: httpx.AsyncClient) -> None:
-    """Approvals, blocked and never-run jobs carry no job_number and no started_at (§9.4)."""
+    """Approvals, blocked and never-run jobs carry no job_number and no started_at
+    (docs/circleci-api.md §Jobs)."""
     now = world.now()
     seen: dict[str, dict[str, object]] = {}
     for project in world.projects:
