@@ -226,7 +226,8 @@ class CircleCIClient:
         return await self._get_model("getJobV1", path, models.JobV1)
 
     async def get_action_output(self, output_url: str) -> list[models.OutputLine]:
-        """A step action's log from its pre-signed `output_url` (docs/circleci-api.md §3)."""
+        """A step action's log from its pre-signed `output_url`
+        (docs/circleci-api.md §v1.1 single job)."""
         data = await self._request("getActionOutput", "GET", output_url, presigned=True)
         return _validate("getActionOutput", _OUTPUT_LINES.validate_python, data)
 
@@ -234,7 +235,7 @@ class CircleCIClient:
         self, project_slug: str, job_number: int, index: int, step: int, stream: str
     ) -> str:
         """Plain text of one action's `output` (stdout) or `error` (stderr) stream, from the
-        private endpoint CircleCI's own tooling reads (docs/circleci-api.md §3)."""
+        private endpoint CircleCI's own tooling reads (docs/circleci-api.md §v1.1 single job)."""
         if stream not in ("output", "error"):
             raise ValueError(f"stream must be output or error, got {stream!r}")
         path = f"/private/output/raw/{_project(project_slug)}/{job_number}/{stream}/{index}/{step}"

@@ -1,5 +1,5 @@
 """The failing step of a failed job, read once per job run from API v1.1 (the only API with
-step-level results, docs/circleci-api.md §3).
+step-level results, docs/circleci-api.md §v1.1 single job).
 
 Fallback: v1.1 does not answer for every project (some Bitbucket Cloud projects get a 4xx).
 Then the job keeps its link and shows no step; the read is never retried for that run, and after
