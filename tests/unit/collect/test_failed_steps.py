@@ -26,11 +26,6 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DAY = 86400.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class RefuseV1(httpx.AsyncBaseTransport):
     """The simulator, except that API v1.1 answers 404 (as for some Bitbucket projects)."""
 
