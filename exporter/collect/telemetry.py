@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from exporter.metrics.catalog import BY_NAME
+from exporter.catalog import BY_NAME
 
 # A quiet project's cycle is one request (well under a second); a first full read of a busy
 # project under the rate limit can take minutes.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from exporter.metrics.catalog import BY_NAME, Family
+from exporter.catalog import BY_NAME, Family
 from exporter.state.histogram import HistogramData
 
 

@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter.metrics.catalog import BY_NAME
+from exporter.catalog import BY_NAME
 
 logger = logging.getLogger(__name__)
 

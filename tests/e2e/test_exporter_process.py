@@ -19,7 +19,7 @@ import yaml
 from anyio.abc import Process
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporter.metrics.catalog import BY_NAME
+from exporter.catalog import BY_NAME
 from exporter.simulator import RunningSimulator, SimConfig
 from tests.rules.binaries import free_port
 

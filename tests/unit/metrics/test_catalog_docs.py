@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import pytest
 
+from exporter.catalog import ALL, Family
 from exporter.metrics import docs
-from exporter.metrics.catalog import ALL, Family
 
 ROOT = Path(__file__).resolve().parents[3]
 METRICS_MD = ROOT / "docs" / "metrics.md"

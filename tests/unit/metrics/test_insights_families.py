@@ -8,8 +8,8 @@ from types import MappingProxyType
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.catalog import INSIGHTS
 from exporter.metrics import render
-from exporter.metrics.catalog import INSIGHTS
 from exporter.state import Buckets, State
 from exporter.state.insights import (
     InsightsSnapshot,
