@@ -25,138 +25,144 @@ class Family:
         return "gauge" if self.kind in ("stateset", "info") else self.kind
 
 
-_P = ("project",)
-_PB = ("project", "branch")
-_PBW = ("project", "branch", "workflow")
-_PBWJ = ("project", "branch", "workflow", "job")
+_PROJECT_LABELS = ("project",)
+_BRANCH_LABELS = ("project", "branch")
+_WORKFLOW_LABELS = ("project", "branch", "workflow")
+_JOB_LABELS = ("project", "branch", "workflow", "job")
 _LIVE = "(live: polling and webhooks)"
 
 LIVE = (
     Family("circleci_project_info", "info", ("project", "organization", "name", "url"),
            f"One series per tracked project; url is its page on app.circleci.com {_LIVE}.", "live"),
-    Family("circleci_project_default_branch_info", "info", _PB,
+    Family("circleci_project_default_branch_info", "info", _BRANCH_LABELS,
            f"The project's default branch, for joins on(project, branch) {_LIVE}.", "live"),
-    Family("circleci_pipelines_total", "counter", (*_PB, "trigger"),
+    Family("circleci_pipelines_total", "counter", (*_BRANCH_LABELS, "trigger"),
            f"Pipelines created while the exporter watched, by trigger type {_LIVE}.", "live"),
-    Family("circleci_pipeline_errors_total", "counter", (*_PB, "type"),
+    Family("circleci_pipeline_errors_total", "counter", (*_BRANCH_LABELS, "type"),
            f"Errored pipelines (e.g. config errors), by error type {_LIVE}.", "live"),
-    Family("circleci_workflow_runs_total", "counter", (*_PBW, "status"),
+    Family("circleci_workflow_runs_total", "counter", (*_WORKFLOW_LABELS, "status"),
            f"Completed workflow runs, by terminal status, each counted once {_LIVE}.", "live"),
-    Family("circleci_workflow_duration_seconds", "histogram", (*_PBW, "status"),
+    Family("circleci_workflow_duration_seconds", "histogram", (*_WORKFLOW_LABELS, "status"),
            f"stopped_at - created_at of completed workflow runs {_LIVE}.", "live"),
-    Family("circleci_workflow_status", "stateset", (*_PBW, "status"),
+    Family("circleci_workflow_status", "stateset", (*_WORKFLOW_LABELS, "status"),
            f"1 for the status of the most recent run, 0 for the others {_LIVE}.", "live"),
-    Family("circleci_workflow_last_completed_status", "stateset", (*_PBW, "status"),
+    Family("circleci_workflow_last_completed_status", "stateset", (*_WORKFLOW_LABELS, "status"),
            f"1 for the terminal status of the most recent completed run {_LIVE}.", "live"),
-    Family("circleci_workflow_last_completed_timestamp_seconds", "gauge", _PBW,
+    Family("circleci_workflow_last_completed_timestamp_seconds", "gauge", _WORKFLOW_LABELS,
            f"stopped_at of the most recent completed run {_LIVE}.", "live"),
-    Family("circleci_workflow_last_completed_duration_seconds", "gauge", _PBW,
+    Family("circleci_workflow_last_completed_duration_seconds", "gauge", _WORKFLOW_LABELS,
            f"Duration of the most recent completed run {_LIVE}.", "live"),
-    Family("circleci_workflow_consecutive_failures", "gauge", _PBW,
+    Family("circleci_workflow_consecutive_failures", "gauge", _WORKFLOW_LABELS,
            f"Completed runs in a row, newest first, that failed or errored {_LIVE}.", "live"),
-    Family("circleci_workflow_runs_in_progress", "gauge", (*_PBW, "status"),
+    Family("circleci_workflow_runs_in_progress", "gauge", (*_WORKFLOW_LABELS, "status"),
            f"Runs now running, failing or on_hold {_LIVE}.", "live"),
-    Family("circleci_workflow_on_hold_since_timestamp_seconds", "gauge", _PBW,
+    Family("circleci_workflow_on_hold_since_timestamp_seconds", "gauge", _WORKFLOW_LABELS,
            f"created_at of the oldest run waiting on an approval {_LIVE}.", "live"),
     Family("circleci_workflow_last_run_info", "info",
-           (*_PBW, "pipeline_number", "workflow_id", "status", "url"),
+           (*_WORKFLOW_LABELS, "pipeline_number", "workflow_id", "status", "url"),
            f"The most recent run; url is its workflow page on app.circleci.com {_LIVE}.", "live"),
-    Family("circleci_job_runs_total", "counter", (*_PBWJ, "status"),
+    Family("circleci_job_runs_total", "counter", (*_JOB_LABELS, "status"),
            f"Completed jobs (approvals excluded), by terminal status {_LIVE}.", "live"),
-    Family("circleci_job_duration_seconds", "histogram", (*_PBWJ, "status"),
+    Family("circleci_job_duration_seconds", "histogram", (*_JOB_LABELS, "status"),
            f"stopped_at - started_at of completed jobs {_LIVE}.", "live"),
-    Family("circleci_job_queued_seconds", "histogram", _PBWJ,
+    Family("circleci_job_queued_seconds", "histogram", _JOB_LABELS,
            f"started_at - queued_at of completed jobs, from the job details {_LIVE}.", "live"),
-    Family("circleci_job_last_completed_status", "stateset", (*_PBWJ, "status"),
+    Family("circleci_job_last_completed_status", "stateset", (*_JOB_LABELS, "status"),
            f"1 for the terminal status of the most recent completed job run {_LIVE}.", "live"),
-    Family("circleci_job_last_completed_duration_seconds", "gauge", _PBWJ,
+    Family("circleci_job_last_completed_duration_seconds", "gauge", _JOB_LABELS,
            f"Duration of the most recent completed job run {_LIVE}.", "live"),
-    Family("circleci_job_last_tests", "gauge", (*_PBWJ, "result"),
+    Family("circleci_job_last_tests", "gauge", (*_JOB_LABELS, "result"),
            f"Test results of the most recent completed run that reported tests {_LIVE}.", "live"),
-    Family("circleci_job_last_run_info", "info", (*_PBWJ, "job_number", "status", "url"),
+    Family("circleci_job_last_run_info", "info", (*_JOB_LABELS, "job_number", "status", "url"),
            f"The most recent job run; url is its job page on app.circleci.com {_LIVE}.", "live"),
     # On-call depth (issue 16): present while the job's last completed run is a failure.
-    Family("circleci_job_last_failed_step_info", "info", (*_PBWJ, "step", "url"),
+    Family("circleci_job_last_failed_step_info", "info", (*_JOB_LABELS, "step", "url"),
            "First failed step of the job's last completed run while that run failed; step is "
            "empty when API v1.1 cannot tell; url is the job page "
            f"{_LIVE}.", "live"),
 )  # fmt: skip
 
-_W = ("window",)
-_IW = "(Insights API; window label = reporting window)"
-_IT = "(Insights API, last 10 runs)"
-_IN = "(Insights API)"
+_WINDOW_LABEL = ("window",)
+_INSIGHTS_WINDOW = "(Insights API; window label = reporting window)"
+_LAST_10_RUNS = "(Insights API, last 10 runs)"
+_INSIGHTS = "(Insights API)"
 
 
 def _run_families(level: str, labels: tuple[str, ...], what: str) -> tuple[Family, ...]:
     """The run counts Insights gives for both workflows and jobs."""
     prefix = f"circleci_insights_{level}"
     return (
-        Family(f"{prefix}_runs", "gauge", labels, f"Runs of the {what} {_IW}.", "insights"),
+        Family(f"{prefix}_runs", "gauge", labels,
+               f"Runs of the {what} {_INSIGHTS_WINDOW}.", "insights"),
         Family(f"{prefix}_successful_runs", "gauge", labels,
-               f"Successful runs of the {what} {_IW}.", "insights"),
+               f"Successful runs of the {what} {_INSIGHTS_WINDOW}.", "insights"),
         Family(f"{prefix}_failed_runs", "gauge", labels,
-               f"Failed runs of the {what} {_IW}.", "insights"),
+               f"Failed runs of the {what} {_INSIGHTS_WINDOW}.", "insights"),
         Family(f"{prefix}_success_rate", "gauge", labels,
-               f"Successful / (all - cancelled) runs of the {what}, 0..1 {_IW}.", "insights"),
+               f"Successful / (all - cancelled) runs of the {what}, 0..1 {_INSIGHTS_WINDOW}.",
+               "insights"),
         Family(f"{prefix}_throughput_per_day", "gauge", labels,
-               f"Runs per day of the {what} {_IW}.", "insights"),
+               f"Runs per day of the {what} {_INSIGHTS_WINDOW}.", "insights"),
         Family(f"{prefix}_credits_used", "gauge", labels,
-               f"Credits used by the {what}, not billing-grade {_IW}.", "insights"),
+               f"Credits used by the {what}, not billing-grade {_INSIGHTS_WINDOW}.", "insights"),
         Family(f"{prefix}_duration_seconds", "gauge", (*labels, "stat"),
                f"Run duration statistics of the {what} (min, mean, median, p95, max, stddev) "
-               f"{_IW}.", "insights"),
+               f"{_INSIGHTS_WINDOW}.", "insights"),
     )  # fmt: skip
 
 
 INSIGHTS = (
-    *_run_families("workflow", (*_PBW, *_W), "workflow"),
-    Family("circleci_insights_workflow_mttr_seconds", "gauge", (*_PBW, *_W),
-           f"Mean time to recovery of the workflow; absent without failures {_IW}.", "insights"),
-    Family("circleci_insights_workflow_trend", "gauge", (*_PBW, "metric"),
+    *_run_families("workflow", (*_WORKFLOW_LABELS, *_WINDOW_LABEL), "workflow"),
+    Family("circleci_insights_workflow_mttr_seconds", "gauge", (*_WORKFLOW_LABELS, *_WINDOW_LABEL),
+           f"Mean time to recovery of the workflow; absent without failures {_INSIGHTS_WINDOW}.",
+           "insights"),
+    Family("circleci_insights_workflow_trend", "gauge", (*_WORKFLOW_LABELS, "metric"),
            "Ratio current/prior of a workflow summary metric, 1 = no change, -1 = infinite "
            "(Insights API, workflow summary window).", "insights"),
-    *_run_families("job", (*_PBWJ, *_W), "job in the workflow"),
-    Family("circleci_insights_flaky_tests", "gauge", _P,
-           f"Flaky tests of the project (passed and failed in the same commit) {_IN}.",
+    *_run_families("job", (*_JOB_LABELS, *_WINDOW_LABEL), "job in the workflow"),
+    Family("circleci_insights_flaky_tests", "gauge", _PROJECT_LABELS,
+           f"Flaky tests of the project (passed and failed in the same commit) {_INSIGHTS}.",
            "insights"),
     Family("circleci_insights_flaky_test_times_flaked", "gauge",
            ("project", "workflow", "job", "test", "classname"),
-           f"Times each of the project's top flaky tests flaked {_IN}.", "insights"),
-    Family("circleci_insights_test_runs", "gauge", _PBW,
-           f"Test runs of the workflow {_IT}.", "insights"),
-    Family("circleci_insights_test_failed_runs", "gauge", (*_PBWJ, "test", "classname"),
-           f"Failed runs of the workflow's most failed tests, top N {_IT}.", "insights"),
-    Family("circleci_insights_test_p95_duration_seconds", "gauge", (*_PBWJ, "test", "classname"),
-           f"p95 duration of the workflow's slowest tests, top N {_IT}.", "insights"),
-    Family("circleci_insights_org_runs", "gauge", ("org", *_W),
-           f"Workflow runs in the org {_IW}.", "insights"),
-    Family("circleci_insights_org_success_rate", "gauge", ("org", *_W),
-           f"Success rate of the org's workflow runs, 0..1 {_IW}.", "insights"),
-    Family("circleci_insights_org_throughput_per_day", "gauge", ("org", *_W),
-           f"Workflow runs per day in the org {_IW}.", "insights"),
-    Family("circleci_insights_org_credits_used", "gauge", ("org", *_W),
-           f"Credits used by the org, not billing-grade {_IW}.", "insights"),
-    Family("circleci_insights_org_runtime_seconds", "gauge", ("org", *_W),
-           f"Summed duration of the org's workflow runs {_IW}.", "insights"),
-    Family("circleci_insights_project_runs", "gauge", ("org", "project", *_W),
-           f"Workflow runs of the project, from the org summary {_IW}.", "insights"),
-    Family("circleci_insights_project_success_rate", "gauge", ("org", "project", *_W),
-           f"Success rate of the project's workflow runs, 0..1, from the org summary {_IW}.",
+           f"Times each of the project's top flaky tests flaked {_INSIGHTS}.", "insights"),
+    Family("circleci_insights_test_runs", "gauge", _WORKFLOW_LABELS,
+           f"Test runs of the workflow {_LAST_10_RUNS}.", "insights"),
+    Family("circleci_insights_test_failed_runs", "gauge", (*_JOB_LABELS, "test", "classname"),
+           f"Failed runs of the workflow's most failed tests, top N {_LAST_10_RUNS}.", "insights"),
+    Family("circleci_insights_test_p95_duration_seconds", "gauge",
+           (*_JOB_LABELS, "test", "classname"),
+           f"p95 duration of the workflow's slowest tests, top N {_LAST_10_RUNS}.", "insights"),
+    Family("circleci_insights_org_runs", "gauge", ("org", *_WINDOW_LABEL),
+           f"Workflow runs in the org {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_org_success_rate", "gauge", ("org", *_WINDOW_LABEL),
+           f"Success rate of the org's workflow runs, 0..1 {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_org_throughput_per_day", "gauge", ("org", *_WINDOW_LABEL),
+           f"Workflow runs per day in the org {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_org_credits_used", "gauge", ("org", *_WINDOW_LABEL),
+           f"Credits used by the org, not billing-grade {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_org_runtime_seconds", "gauge", ("org", *_WINDOW_LABEL),
+           f"Summed duration of the org's workflow runs {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_project_runs", "gauge", ("org", "project", *_WINDOW_LABEL),
+           f"Workflow runs of the project, from the org summary {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_project_success_rate", "gauge", ("org", "project", *_WINDOW_LABEL),
+           "Success rate of the project's workflow runs, 0..1, from the org summary "
+           f"{_INSIGHTS_WINDOW}.",
            "insights"),
-    Family("circleci_insights_project_credits_used", "gauge", ("org", "project", *_W),
-           f"Credits used by the project, from the org summary {_IW}.", "insights"),
-    Family("circleci_insights_project_runtime_seconds", "gauge", ("org", "project", *_W),
-           f"Summed duration of the project's workflow runs, from the org summary {_IW}.",
+    Family("circleci_insights_project_credits_used", "gauge", ("org", "project", *_WINDOW_LABEL),
+           f"Credits used by the project, from the org summary {_INSIGHTS_WINDOW}.", "insights"),
+    Family("circleci_insights_project_runtime_seconds", "gauge", ("org", "project", *_WINDOW_LABEL),
+           "Summed duration of the project's workflow runs, from the org summary "
+           f"{_INSIGHTS_WINDOW}.",
            "insights"),
-    Family("circleci_insights_branches", "gauge", _P,
-           f"Branches Insights knows for the project (at most 5000) {_IN}.", "insights"),
+    Family("circleci_insights_branches", "gauge", _PROJECT_LABELS,
+           f"Branches Insights knows for the project (at most 5000) {_INSIGHTS}.", "insights"),
 )  # fmt: skip
 
 EXPORTER = (
     Family("circleci_exporter_build_info", "info", ("version", "python_version"),
            "The exporter's version.", "exporter"),
-    Family("circleci_up", "gauge", _P,
+    Family("circleci_up", "gauge", _PROJECT_LABELS,
            "1 when the last live collection of the project succeeded, else 0.", "exporter"),
     Family("circleci_exporter_last_success_timestamp_seconds", "gauge", ("project", "collector"),
            "Time of the last successful collection per project and collector.", "exporter"),
