@@ -180,14 +180,17 @@ EXPORTER = (
            "and a backfill ends just before it.", "exporter"),
 )  # fmt: skip
 
-# Families kept in the process registry (exporter.web.telemetry), updated as things happen.
+# Families kept in the process registry (prometheus_client metrics of the API client, the
+# collectors and the webhook receiver), updated as things happen.
 PROCESS = (
     Family("circleci_exporter_api_requests_total", "counter", ("endpoint", "code"),
-           "CircleCI API requests by operation and HTTP status (or error).", "exporter"),
+           "CircleCI API request attempts, retries included, by operation and HTTP status (or "
+           "error).", "exporter"),
     Family("circleci_exporter_api_request_duration_seconds", "histogram", ("endpoint",),
-           "CircleCI API request latency by operation.", "exporter"),
+           "Duration of CircleCI API request attempts, by operation.", "exporter"),
     Family("circleci_exporter_api_retries_total", "counter", ("endpoint", "reason"),
-           "CircleCI API requests retried, by operation and reason.", "exporter"),
+           "CircleCI API requests retried, by operation and reason (429, 5xx, timeout, "
+           "connection).", "exporter"),
     Family("circleci_exporter_collect_duration_seconds", "histogram", ("collector",),
            "Duration of one collection cycle of one project.", "exporter"),
     Family("circleci_exporter_webhook_events_total", "counter", ("event", "outcome"),

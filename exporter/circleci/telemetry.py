@@ -1,6 +1,8 @@
-"""Metrics about the exporter's own CircleCI API requests (design/metrics.md)."""
+"""Metrics about the exporter's own CircleCI API requests; names and help come from the catalog."""
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from exporter.catalog import BY_NAME
 
 # CircleCI answers most reads well under a second; the long tail up to the 30 s client timeout is
 # what shows a struggling API, so the buckets stretch that far.
@@ -11,25 +13,18 @@ class ApiTelemetry:
     """Counts every request attempt and retry. `endpoint` is always an OpenAPI operationId."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter(
-            "circleci_exporter_api_requests_total",
-            "CircleCI API request attempts, by operation and HTTP status (or `error`)",
-            ["endpoint", "code"],
-            registry=registry,
-        )
+        requests = BY_NAME["circleci_exporter_api_requests_total"]
+        self._requests = Counter(requests.name, requests.help, requests.labels, registry=registry)
+        duration = BY_NAME["circleci_exporter_api_request_duration_seconds"]
         self._duration = Histogram(
-            "circleci_exporter_api_request_duration_seconds",
-            "Duration of CircleCI API request attempts",
-            ["endpoint"],
+            duration.name,
+            duration.help,
+            duration.labels,
             buckets=_DURATION_BUCKETS,
             registry=registry,
         )
-        self._retries = Counter(
-            "circleci_exporter_api_retries_total",
-            "CircleCI API request retries, by operation and reason (429, 5xx, timeout, connection)",
-            ["endpoint", "reason"],
-            registry=registry,
-        )
+        retries = BY_NAME["circleci_exporter_api_retries_total"]
+        self._retries = Counter(retries.name, retries.help, retries.labels, registry=registry)
 
     def observe_request(self, endpoint: str, code: str, seconds: float) -> None:
         self._requests.labels(endpoint=endpoint, code=code).inc()
