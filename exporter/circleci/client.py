@@ -51,7 +51,6 @@ _STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
     404: NotFoundError,
 }
 _MAX_MESSAGE_CHARS = 200
-_COLLABORATIONS = TypeAdapter(list[models.Collaboration])
 _OUTPUT_LINES = TypeAdapter(list[models.OutputLine])
 
 
@@ -123,15 +122,7 @@ class CircleCIClient:
         await self._http.aclose()
         await self._presigned.aclose()
 
-    # --- users and projects ---------------------------------------------------------------------
-
-    async def get_current_user(self) -> models.User:
-        return await self._get_model("getCurrentUser", "/v2/me", models.User)
-
-    async def get_collaborations(self) -> list[models.Collaboration]:
-        """The orgs the token's user belongs to (a bare array, not paginated)."""
-        data = await self._request("getCollaborations", "GET", "/v2/me/collaborations")
-        return _validate("getCollaborations", _COLLABORATIONS.validate_python, data)
+    # --- projects ------------------------------------------------------------------------------
 
     async def get_project(self, project_slug: str) -> models.Project:
         return await self._get_model(
@@ -185,11 +176,6 @@ class CircleCIClient:
             models.Workflow,
         )
 
-    async def get_workflow(self, workflow_id: str) -> models.Workflow:
-        return await self._get_model(
-            "getWorkflowById", f"/v2/workflow/{_segment(workflow_id)}", models.Workflow
-        )
-
     def iter_workflow_jobs(self, workflow_id: str) -> AsyncIterator[models.Job]:
         return self._paginate(
             "listWorkflowJobs", f"/v2/workflow/{_segment(workflow_id)}/job", models.Job
@@ -209,15 +195,6 @@ class CircleCIClient:
             "getTests",
             f"/v2/project/{_project(project_slug)}/{job_number}/tests",
             models.TestResult,
-        )
-
-    def iter_job_artifacts(
-        self, project_slug: str, job_number: int
-    ) -> AsyncIterator[models.Artifact]:
-        return self._paginate(
-            "getJobArtifacts",
-            f"/v2/project/{_project(project_slug)}/{job_number}/artifacts",
-            models.Artifact,
         )
 
     async def get_job_v1(self, project_slug: str, job_number: int) -> models.JobV1:
@@ -393,48 +370,6 @@ class CircleCIClient:
             f"/v2/insights/{_quote_path(slugs.normalize_org_slug(org_slug))}/summary",
             models.OrgSummary,
             {"reporting-window": reporting_window, "project-names": list(project_names)},
-        )
-
-    async def get_project_workflows_page(
-        self,
-        project_slug: str,
-        *,
-        reporting_window: models.ReportingWindow | None = None,
-        branches: Sequence[str] = (),
-        workflow_names: Sequence[str] = (),
-    ) -> models.ProjectWorkflowsPageData:
-        return await self._get_model(
-            "getProjectWorkflowsPageData",
-            f"/v2/insights/pages/{_project(project_slug)}/summary",
-            models.ProjectWorkflowsPageData,
-            {
-                "reporting-window": reporting_window,
-                "branches": list(branches),
-                "workflow-names": list(workflow_names),
-            },
-        )
-
-    def iter_job_timeseries(
-        self,
-        project_slug: str,
-        workflow_name: str,
-        *,
-        branch: str | None = None,
-        granularity: models.Granularity | None = None,
-        start_date: datetime | None = None,
-        end_date: datetime | None = None,
-    ) -> AsyncIterator[models.JobTimeseries]:
-        return self._paginate(
-            "getJobTimeseries",
-            f"/v2/insights/time-series/{_project(project_slug)}/workflows/"
-            f"{_segment(workflow_name)}/jobs",
-            models.JobTimeseries,
-            {
-                "branch": branch,
-                "granularity": granularity,
-                "start-date": _iso(start_date),
-                "end-date": _iso(end_date),
-            },
         )
 
     # --- webhooks -------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from pydantic import (
 ReportingWindow = Literal[
     "last-24-hours", "last-7-days", "last-30-days", "last-60-days", "last-90-days"
 ]
-Granularity = Literal["daily", "hourly"]
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -68,24 +67,7 @@ class Page(ApiModel, Generic[ItemT]):
     next_page_token: str | None = None
 
 
-# --- users and projects ---------------------------------------------------------------------------
-
-
-class User(ApiModel):
-    id: str
-    login: str
-    name: str = ""
-    avatar_url: str | None = None
-
-
-class Collaboration(ApiModel):
-    """An org of the token's user; `slug` is an org slug (`gh/acme`, `circleci/<org-id>`)."""
-
-    id: str | None = None
-    vcs_type: str | None = None
-    name: str
-    slug: str
-    avatar_url: str | None = None
+# --- projects ------------------------------------------------------------------------------------
 
 
 class VcsInfo(ApiModel):
@@ -287,12 +269,6 @@ class TestResult(ApiModel):
     # Seconds; the live API sometimes sends it as a string (docs/circleci-api.md §Test results),
     # which pydantic coerces.
     run_time: float = 0.0
-
-
-class Artifact(ApiModel):
-    path: str
-    url: str
-    node_index: int = 0
 
 
 # --- schedules and webhooks -----------------------------------------------------------------------
@@ -516,14 +492,13 @@ class InsightsBranches(ApiModel):
 
 
 class UsageMetrics(ApiModel):
-    """The org, project and workflow totals of the summary pages; each level sends a subset."""
+    """The org and project totals of the Insights org summary; each level sends a subset."""
 
     total_runs: int | None = None
     total_duration_secs: int | None = None
     total_credits_used: int | None = None
     success_rate: float | None = None
     throughput: float | None = None
-    p95_duration_secs: float | None = None
 
 
 class UsageWithTrends(ApiModel):
@@ -539,45 +514,6 @@ class OrgSummary(ApiModel):
     org_data: UsageWithTrends = UsageWithTrends()
     org_project_data: list[OrgProjectSummary] = []
     all_projects: list[str] = []
-
-
-class ProjectWorkflowSummary(UsageWithTrends):
-    workflow_name: str
-
-
-class ProjectWorkflowBranchSummary(UsageWithTrends):
-    workflow_name: str
-    branch: str
-
-
-class ProjectWorkflowsPageData(ApiModel):
-    org_id: str | None = None
-    project_id: str | None = None
-    project_data: UsageWithTrends = UsageWithTrends()
-    project_workflow_data: list[ProjectWorkflowSummary] = []
-    project_workflow_branch_data: list[ProjectWorkflowBranchSummary] = []
-    all_branches: list[str] = []
-    all_workflows: list[str] = []
-
-
-class JobTimeseriesMetrics(ApiModel):
-    total_runs: int
-    failed_runs: int
-    successful_runs: int
-    throughput: float
-    median_credits_used: int | None = None
-    total_credits_used: int | None = None
-    duration_metrics: DurationMetrics = DurationMetrics()
-
-
-class JobTimeseries(ApiModel):
-    """One job's metrics over the interval starting at `timestamp` (hourly: 48 h, daily: 90 d)."""
-
-    name: str
-    timestamp: Timestamp
-    min_started_at: Timestamp | None = None
-    max_ended_at: Timestamp | None = None
-    metrics: JobTimeseriesMetrics
 
 
 # --- API v1.1 single job --------------------------------------------------------------------------

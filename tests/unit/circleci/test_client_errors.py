@@ -132,23 +132,30 @@ async def test_wrong_shape_names_operation_and_first_problem(
 
 @pytest.mark.anyio
 async def test_list_where_object_expected(api: respx.MockRouter, client: CircleCIClient) -> None:
-    api.get("/v2/me").respond(json=[{"id": "u"}])
-    with pytest.raises(MalformedResponseError, match=r"^getCurrentUser: unexpected response shape"):
-        await client.get_current_user()
+    api.get("/v2/project/gh/acme/api").respond(json=[{"slug": "gh/acme/api"}])
+    with pytest.raises(
+        MalformedResponseError, match=r"^getProjectBySlug: unexpected response shape"
+    ):
+        await client.get_project("gh/acme/api")
 
 
 @pytest.mark.anyio
 async def test_object_where_list_expected(api: respx.MockRouter, client: CircleCIClient) -> None:
-    api.get("/v2/me/collaborations").respond(json={"message": "oops"})
-    with pytest.raises(MalformedResponseError, match=r"^getCollaborations: unexpected response"):
-        await client.get_collaborations()
+    api.get("/v2/pipeline/p-1/workflow").respond(json={"items": {"message": "oops"}})
+    with pytest.raises(MalformedResponseError) as caught:
+        [workflow async for workflow in client.iter_pipeline_workflows("p-1")]
+    assert str(caught.value).startswith(
+        "listWorkflowsByPipelineId: unexpected response shape at items"
+    )
 
 
 @pytest.mark.anyio
 async def test_all_errors_share_the_base_class(
     api: respx.MockRouter, make_client: Callable[..., CircleCIClient]
 ) -> None:
-    api.get("/v2/me").mock(side_effect=httpx.ConnectTimeout("connect timed out"))
+    api.get("/v2/pipeline/p-1").mock(side_effect=httpx.ConnectTimeout("connect timed out"))
     async with make_client(max_retries=0) as client:
-        with pytest.raises(CircleCIError, match=r"^getCurrentUser: ConnectTimeout after 1 attempt"):
-            await client.get_current_user()
+        with pytest.raises(
+            CircleCIError, match=r"^getPipelineById: ConnectTimeout after 1 attempt"
+        ):
+            await client.get_pipeline("p-1")

@@ -21,7 +21,8 @@ from exporter.circleci import (
 if TYPE_CHECKING:  # conftest is not importable by name when several test folders have one
     from conftest import FakeClock
 
-ME = "/v2/me"
+SLUG = "gh/acme/api"
+PROJECT = f"/v2/project/{SLUG}"
 
 
 def _retries(registry: CollectorRegistry, endpoint: str, reason: str) -> float | None:
@@ -50,7 +51,7 @@ async def test_429_waits_retry_after(
             httpx.Response(
                 429, headers={"Retry-After": "7"}, json={"message": "Rate limit exceeded."}
             ),
-            httpx.Response(200, json=load("me.json")),
+            httpx.Response(200, json=load("project.json")),
         ]
     )
 
@@ -58,27 +59,27 @@ async def test_429_waits_retry_after(
         sent_at.append(clock.now)
         return next(answers)
 
-    api.get(ME).mock(side_effect=respond)
-    user = await client.get_current_user()
-    assert user.login == "octo-dev"
+    api.get(PROJECT).mock(side_effect=respond)
+    project = await client.get_project(SLUG)
+    assert project.slug == SLUG
     assert sent_at == [0.0, 7.0]
     assert clock.sleeps == [7.0]
-    assert _retries(registry, "getCurrentUser", "429") == 1.0
-    assert _requests(registry, "getCurrentUser", "429") == 1.0
-    assert _requests(registry, "getCurrentUser", "200") == 1.0
+    assert _retries(registry, "getProjectBySlug", "429") == 1.0
+    assert _requests(registry, "getProjectBySlug", "429") == 1.0
+    assert _requests(registry, "getProjectBySlug", "200") == 1.0
 
 
 @pytest.mark.anyio
 async def test_429_with_ratelimit_reset(
     api: respx.MockRouter, client: CircleCIClient, clock: "FakeClock", load: Callable[[str], Any]
 ) -> None:
-    api.get(ME).mock(
+    api.get(PROJECT).mock(
         side_effect=[
             httpx.Response(429, headers={"RateLimit-Reset": "12", "X-RateLimit-Reset": "12"}),
-            httpx.Response(200, json=load("me.json")),
+            httpx.Response(200, json=load("project.json")),
         ]
     )
-    await client.get_current_user()
+    await client.get_project(SLUG)
     assert clock.sleeps == [12.0]
 
 
@@ -98,15 +99,16 @@ async def test_429_blocks_other_requests_too(
 
         return respond
 
-    api.get(ME).mock(side_effect=record("me", httpx.Response(429, headers={"Retry-After": "30"})))
-    api.get("/v2/project/gh/acme/api").mock(
+    throttled = httpx.Response(429, headers={"Retry-After": "30"})
+    api.get("/v2/pipeline/p-1").mock(side_effect=record("pipeline", throttled))
+    api.get(PROJECT).mock(
         side_effect=record("project", httpx.Response(200, json=load("project.json")))
     )
     async with make_client(max_retries=0) as client:
         with pytest.raises(ApiStatusError, match="HTTP 429"):
-            await client.get_current_user()
-        await client.get_project("gh/acme/api")
-    assert sent_at == {"me": 0.0, "project": 30.0}
+            await client.get_pipeline("p-1")
+        await client.get_project(SLUG)
+    assert sent_at == {"pipeline": 0.0, "project": 30.0}
 
 
 @pytest.mark.anyio
@@ -116,16 +118,16 @@ async def test_429_without_headers_uses_jittered_backoff(
     clock: "FakeClock",
     load: Callable[[str], Any],
 ) -> None:
-    api.get(ME).mock(
+    api.get(PROJECT).mock(
         side_effect=[
             httpx.Response(429),
             httpx.Response(429),
-            httpx.Response(200, json=load("me.json")),
+            httpx.Response(200, json=load("project.json")),
         ]
     )
     expected = Backoff(base=2.0, cap=30.0, rng=random.Random(5))
     async with make_client(backoff=Backoff(base=2.0, cap=30.0, rng=random.Random(5))) as client:
-        await client.get_current_user()
+        await client.get_project(SLUG)
     assert clock.sleeps == [expected.delay(0), expected.delay(1)]
     assert 0 <= clock.sleeps[0] <= 2.0 and 0 <= clock.sleeps[1] <= 4.0
 
@@ -138,19 +140,19 @@ async def test_5xx_then_success(
     registry: CollectorRegistry,
     load: Callable[[str], Any],
 ) -> None:
-    route = api.get(ME).mock(
+    route = api.get(PROJECT).mock(
         side_effect=[
             httpx.Response(502, text="<html><body>502 Bad Gateway</body></html>"),
             httpx.Response(503, headers={"Retry-After": "2"}),
-            httpx.Response(200, json=load("me.json")),
+            httpx.Response(200, json=load("project.json")),
         ]
     )
-    await client.get_current_user()
+    await client.get_project(SLUG)
     assert route.call_count == 3
     assert len(clock.sleeps) == 2
     assert 0.0 <= clock.sleeps[0] <= 1.0  # first backoff step: uniform(0, base)
     assert clock.sleeps[1] == 2.0  # Retry-After on a 503 is honoured too
-    assert _retries(registry, "getCurrentUser", "5xx") == 2.0
+    assert _retries(registry, "getProjectBySlug", "5xx") == 2.0
 
 
 @pytest.mark.anyio
@@ -159,15 +161,15 @@ async def test_retries_exhausted(
     make_client: Callable[..., CircleCIClient],
     registry: CollectorRegistry,
 ) -> None:
-    route = api.get(ME).respond(503, json={"message": "Service temporarily unavailable"})
+    route = api.get(PROJECT).respond(503, json={"message": "Service temporarily unavailable"})
     async with make_client(max_retries=2) as client:
         with pytest.raises(ApiStatusError) as caught:
-            await client.get_current_user()
+            await client.get_project(SLUG)
     assert route.call_count == 3
     assert caught.value.status == 503
-    assert str(caught.value) == "getCurrentUser: HTTP 503: Service temporarily unavailable"
-    assert _requests(registry, "getCurrentUser", "503") == 3.0
-    assert _retries(registry, "getCurrentUser", "5xx") == 2.0
+    assert str(caught.value) == "getProjectBySlug: HTTP 503: Service temporarily unavailable"
+    assert _requests(registry, "getProjectBySlug", "503") == 3.0
+    assert _retries(registry, "getProjectBySlug", "5xx") == 2.0
 
 
 @pytest.mark.anyio
@@ -177,12 +179,12 @@ async def test_timeout_is_retried(
     registry: CollectorRegistry,
     load: Callable[[str], Any],
 ) -> None:
-    api.get(ME).mock(
-        side_effect=[httpx.ReadTimeout("timed out"), httpx.Response(200, json=load("me.json"))]
+    api.get(PROJECT).mock(
+        side_effect=[httpx.ReadTimeout("timed out"), httpx.Response(200, json=load("project.json"))]
     )
-    assert (await client.get_current_user()).login == "octo-dev"
-    assert _retries(registry, "getCurrentUser", "timeout") == 1.0
-    assert _requests(registry, "getCurrentUser", "error") == 1.0
+    assert (await client.get_project(SLUG)).slug == SLUG
+    assert _retries(registry, "getProjectBySlug", "timeout") == 1.0
+    assert _requests(registry, "getProjectBySlug", "error") == 1.0
 
 
 @pytest.mark.anyio
@@ -191,16 +193,16 @@ async def test_connection_errors_exhaust_into_one_line_error(
     make_client: Callable[..., CircleCIClient],
     registry: CollectorRegistry,
 ) -> None:
-    route = api.get(ME).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    route = api.get(PROJECT).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
     async with make_client(max_retries=1) as client:
         with pytest.raises(TransportFailedError) as caught:
-            await client.get_current_user()
+            await client.get_project(SLUG)
     assert route.call_count == 2
     assert str(caught.value) == (
-        "getCurrentUser: ConnectError after 2 attempt(s): [Errno 111] Connection refused"
+        "getProjectBySlug: ConnectError after 2 attempt(s): [Errno 111] Connection refused"
     )
-    assert _retries(registry, "getCurrentUser", "connection") == 1.0
-    assert _requests(registry, "getCurrentUser", "error") == 2.0
+    assert _retries(registry, "getProjectBySlug", "connection") == 1.0
+    assert _requests(registry, "getProjectBySlug", "error") == 2.0
 
 
 @pytest.mark.anyio
@@ -212,17 +214,20 @@ async def test_waits_use_the_injected_sleep_not_the_limiter_slot(
 ) -> None:
     """A 5xx backoff holds no concurrency slot: with one slot, another request gets through."""
     limiter = RateLimiter(1000.0, 1000, 1, clock=clock, sleep=clock.sleep)
-    api.get(ME).mock(side_effect=[httpx.Response(500), httpx.Response(200, json=load("me.json"))])
-    api.get("/v2/project/gh/acme/api").respond(json=load("project.json"))
+    pipeline = load("pipeline.standalone.json")
+    api.get("/v2/pipeline/p-1").mock(
+        side_effect=[httpx.Response(500), httpx.Response(200, json=pipeline)]
+    )
+    api.get(PROJECT).respond(json=load("project.json"))
     order: list[str] = []
 
     async def slow_sleep(seconds: float) -> None:
         order.append("backoff")
         async with make_client(limiter=limiter) as other:
-            await other.get_project("gh/acme/api")
+            await other.get_project(SLUG)
         order.append("other request done")
 
     async with make_client(limiter=limiter, sleep=slow_sleep) as client:
         with anyio.fail_after(5):  # sleeping inside the slot would deadlock here
-            await client.get_current_user()
+            await client.get_pipeline("p-1")
     assert order == ["backoff", "other request done"]

@@ -20,24 +20,24 @@ async def test_token_absent_from_logs_errors_and_repr(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    api.get("/v2/me").mock(
-        side_effect=[httpx.Response(500), httpx.Response(200, json=load("me.json"))]
+    api.get("/v2/project/gh/acme/api/job/8812").mock(
+        side_effect=[httpx.Response(500), httpx.Response(200, json=load("job-details.json"))]
     )
     # A server echoing the token back must not smuggle it into our error text.
     api.get("/v2/project/gh/acme/api").respond(
         401, json={"message": f"Invalid token provided: {token}"}
     )
     api.get("/v2/pipeline/p-1").respond(200, text=f"not json {token}")
-    api.get("/v2/workflow/w-1").mock(side_effect=httpx.ConnectError(f"refused {token}"))
+    api.get("/v2/workflow/w-1/job").mock(side_effect=httpx.ConnectError(f"refused {token}"))
 
     errors: list[CircleCIError] = []
     async with make_client(max_retries=1) as client:
-        await client.get_current_user()
-        for call in (
-            client.get_project("gh/acme/api"),
-            client.get_pipeline("p-1"),
-            client.get_workflow("w-1"),
-        ):
+        await client.get_job_details("gh/acme/api", 8812)
+
+        async def jobs() -> list[object]:
+            return [job async for job in client.iter_workflow_jobs("w-1")]
+
+        for call in (client.get_project("gh/acme/api"), client.get_pipeline("p-1"), jobs()):
             with pytest.raises(CircleCIError) as caught:
                 await call
             errors.append(caught.value)
