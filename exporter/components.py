@@ -19,6 +19,7 @@ from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter, Transpo
 from exporter.collect.events import EVENT_TYPES
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
+from exporter.collect.step_logs import StepLogs
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings
 from exporter.state import Buckets, State
@@ -44,6 +45,7 @@ class Components:
     insights: InsightsCollector | None
     publisher: Publisher
     webhooks: WebhookReceiver | None
+    step_logs: StepLogs | None  # read-only log tails for the web layer; None: `web.logs: false`
 
     async def __aenter__(self) -> Components:
         return self
@@ -166,4 +168,13 @@ def build_components(
         insights=insights,
         publisher=publisher,
         webhooks=webhooks,
+        step_logs=(
+            StepLogs(
+                client,
+                max_entries=settings.web.log_cache_entries,
+                max_bytes=settings.web.log_cache_bytes,
+            )
+            if settings.web.logs
+            else None
+        ),
     )

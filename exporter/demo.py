@@ -49,4 +49,4 @@ async def run_demo(settings: Settings, sock: socket.socket) -> None:
             "demo: watching a simulated organisation",
             extra={"projects": len(slugs), "simulator": sim.api_url},
         )
-        await run_exporter(demo_settings(settings, sim.api_url, slugs), sock)
+        await run_exporter(demo_settings(settings, sim.api_url, slugs), sock, demo=True)

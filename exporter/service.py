@@ -23,6 +23,7 @@ async def run_exporter(
     *,
     webhook_sock: socket.socket | None = None,
     transport: Transport | None = None,
+    demo: bool = False,
 ) -> None:
     """Serve on `sock` (see `exporter.web.listen`) until cancelled or until the web server is
     asked to stop (SIGINT, SIGTERM). `webhook_sock`: serve the webhook endpoint there only."""
@@ -34,6 +35,9 @@ async def run_exporter(
             ready=lambda: parts.live.ready,
             telemetry_path=settings.web.telemetry_path,
             webhooks=receiver if webhook_sock is None else None,
+            logs=parts.step_logs,
+            log_lines=settings.web.log_lines,
+            demo=demo,
         )
         server = uvicorn.Server(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")

@@ -241,6 +241,19 @@ class WebSettings(_Section):
 
     listen_address: str = Field(default=":10027", description="host:port of the web server.")
     telemetry_path: str = Field(default="/metrics", description="Path of the metrics.")
+    logs: bool = Field(
+        default=True,
+        description="Serve failed steps' last log lines (on-call page, /failures/.../log).",
+    )
+    log_lines: int = Field(
+        default=50, ge=1, le=1000, description="Log lines shown per failed step by default."
+    )
+    log_cache_entries: int = Field(
+        default=64, ge=1, description="Step logs kept in memory (a finished log never changes)."
+    )
+    log_cache_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Bytes of step logs kept in memory."
+    )
 
     @field_validator("listen_address")
     @classmethod

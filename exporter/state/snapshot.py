@@ -40,6 +40,8 @@ class WorkflowRow:
     consecutive_failures: int
     in_progress: Mapping[str, int]
     on_hold_since: float | None
+    failing_since: float | None = None  # stop of the first run of the failure streak
+    running_since: float | None = None  # created_at of the oldest run in progress (not on hold)
 
 
 @dataclass(frozen=True, slots=True)

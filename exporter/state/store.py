@@ -89,19 +89,30 @@ class _WorkflowSeries:
     last_completed_duration: float | None = None
     # Completed runs, oldest first, back to the newest one that is not a failure: enough to
     # know the failure streak, even when runs arrive out of order.
-    completed: list[tuple[float, str, str]] = field(default_factory=list)
+    # (created_at, run_id, status, stopped_at)
+    completed: list[tuple[float, str, str, float]] = field(default_factory=list)
     in_progress: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def streak(self) -> int:
         count = 0
-        for _, _, status in reversed(self.completed):
+        for _, _, status, _ in reversed(self.completed):
             if status not in FAILURES:
                 break
             count += 1
         return count
 
-    def add_completed(self, created_at: float, run_id: str, status: str) -> None:
-        entry = (created_at, run_id, status)
+    def failing_since(self) -> float | None:
+        """When the current failure streak began: the first failed run's stop."""
+        streak = self.streak()
+        return self.completed[-streak][3] if streak else None
+
+    def running_since(self) -> float | None:
+        """created_at of the oldest run still running (or failing)."""
+        times = [t for status, t in self.in_progress.values() if status != "on_hold"]
+        return min(times, default=None)
+
+    def add_completed(self, created_at: float, run_id: str, status: str, stopped_at: float) -> None:
+        entry = (created_at, run_id, status, stopped_at)
         if any(e[1] == run_id for e in self.completed):
             return
         insort(self.completed, entry)
@@ -228,7 +239,7 @@ class State:
             series.in_progress[u.workflow_id] = (u.status, u.created_at)
             return
         series.in_progress.pop(u.workflow_id, None)
-        series.add_completed(u.created_at, u.workflow_id, u.status)
+        series.add_completed(u.created_at, u.workflow_id, u.status, u.stopped_at or u.created_at)
         if run.newer_than(series.last_completed):
             series.last_completed = run
             series.last_completed_at = u.stopped_at
@@ -409,6 +420,8 @@ def _workflow_row(s: _WorkflowSeries) -> WorkflowRow:
         consecutive_failures=s.streak(),
         in_progress=MappingProxyType(in_progress),
         on_hold_since=on_hold_since,
+        failing_since=s.failing_since(),
+        running_since=s.running_since(),
     )
 
 

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
 
-from exporter import __version__
+from exporter.collect.step_logs import StepLogs
 from exporter.metrics.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     render_process,
 )
+from exporter.web.oncall import OnCall
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver
 
@@ -29,8 +28,12 @@ def create_app(
     ready: Callable[[], bool],
     telemetry_path: str = "/metrics",
     webhooks: WebhookReceiver | None = None,
+    logs: StepLogs | None = None,
+    log_lines: int = 50,
+    demo: bool = False,
 ) -> Starlette:
-    """`webhooks`: serve its endpoint here too (not when it has a listener of its own)."""
+    """`webhooks`: serve its endpoint here too (not when it has a listener of its own).
+    `logs`: serve failed steps' log tails (None: `web.logs: false`)."""
 
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
@@ -48,14 +51,18 @@ def create_app(
             return PlainTextResponse("ready\n")
         return PlainTextResponse("first collection not finished\n", status_code=503)
 
-    async def landing(_: Request) -> Response:
-        return HTMLResponse(_landing_page(publisher, telemetry_path))
-
-    routes = [
+    oncall = OnCall(
+        snapshot=lambda: publisher.snapshot,
+        logs=logs,
+        log_lines=log_lines,
+        demo=demo,
+        telemetry_path=telemetry_path,
+    )
+    routes: list[BaseRoute] = [
         Route(telemetry_path, metrics),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/", landing),
+        *oncall.routes(),
     ]
     if webhooks is not None:
         routes.append(webhooks.route())
@@ -72,30 +79,3 @@ async def _stream(cached: bytes, live: bytes) -> AsyncIterator[memoryview | byte
     for start in range(0, len(view), _CHUNK):
         yield view[start : start + _CHUNK]
     yield live
-
-
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "never"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _landing_page(publisher: Publisher, telemetry_path: str) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(project)}</td><td>{html.escape(collector)}</td>"
-        f"<td>{'up' if row.up else 'down'}</td><td>{_when(row.last_success)}</td>"
-        f"<td>{html.escape(row.last_error or '')}</td></tr>"
-        for (project, collector), row in sorted(publisher.snapshot.collections.items())
-    )
-    path = html.escape(telemetry_path)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>CircleCI exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style>
-</head><body>
-<h1>CircleCI exporter</h1>
-<p>Ocean CI exporter {html.escape(__version__)} &middot; <a href="{path}">Metrics</a>
-&middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
-<table><tr><th>Project</th><th>Collector</th><th>State</th><th>Last success</th>
-<th>Last error</th></tr>{rows}</table>
-</body></html>
-"""

@@ -1,0 +1,129 @@
+"""The last lines of a failed step's log, fetched only when someone asks (the on-call page, the
+log endpoint), through the same client, rate limiter and request metrics as everything else.
+Logs never enter the state or the metrics.
+
+Sources, in order (docs/circleci-api.md §3):
+1. the action's `output_url` from API v1.1: pre-signed, fetched without the token, a JSON array
+   of `{message, time, type}` with stdout and stderr interleaved in time order;
+2. when there is none or it fails (it expires after a few days): the private endpoints CircleCI's
+   own tooling reads, `/api/private/output/raw/<slug>/<job>/output/<index>/<step>` (stdout), then
+   `.../error/...` (stderr), appended in that order.
+
+A finished job's log never changes, so each is fetched once and cached, the cache bounded both
+in entries and in bytes (least recently used first out). Lines come back with ANSI colour and
+cursor codes removed, as plain text: the web layer escapes them for HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from exporter.circleci import CircleCIClient, CircleCIError
+from exporter.state.snapshot import FailedStep
+
+# CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks) and lone escapes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+# Other control characters, except tab, would only garble the page.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_lines(text: str) -> list[str]:
+    """Log text → display lines: ANSI codes gone; of a line rewritten with carriage returns
+    (progress bars), what the terminal would finally show."""
+    lines = []
+    for raw in _ANSI.sub("", text).split("\n"):
+        shown = raw.rstrip("\r").rsplit("\r", 1)[-1]
+        lines.append(_CONTROL.sub("", shown))
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    lines: tuple[str, ...]  # the last lines kept (at most `StepLogs.keep_lines`)
+    source: str  # "output_url" or "private"
+
+
+class LogUnavailable(Exception):
+    """No source gave the log; the message is one line, safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    project: str
+    job_number: int
+    step_id: int
+    index: int
+
+
+class StepLogs:
+    """Read-only: reads step output through the client and caches it; changes nothing else."""
+
+    def __init__(
+        self,
+        client: CircleCIClient,
+        *,
+        max_entries: int = 64,
+        max_bytes: int = 4 * 1024 * 1024,
+        keep_lines: int = 1000,
+    ) -> None:
+        self.client = client
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.keep_lines = keep_lines
+        self._cache: OrderedDict[_Key, tuple[LogTail, int]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def cached(self) -> tuple[int, int]:
+        """(entries, bytes) in the cache."""
+        return len(self._cache), self._bytes
+
+    async def tail(self, project: str, step: FailedStep) -> LogTail:
+        if step.step_id is None or step.index is None:
+            raise LogUnavailable("the failing step is not known (API v1.1 did not answer)")
+        key = _Key(project, step.job_number, step.step_id, step.index)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit[0]
+        tail = await self._fetch(key, step.output_url)
+        self._store(key, tail)
+        return tail
+
+    async def _fetch(self, key: _Key, output_url: str | None) -> LogTail:
+        errors: list[str] = []
+        if output_url:
+            try:
+                chunks = await self.client.get_action_output(output_url)
+                text = "".join(chunk.message for chunk in chunks)
+                return self._tail(text, "output_url")
+            except CircleCIError as err:
+                errors.append(str(err))
+        try:
+            parts = [
+                await self.client.get_private_step_output(
+                    key.project, key.job_number, key.index, key.step_id, stream
+                )
+                for stream in ("output", "error")
+            ]
+        except CircleCIError as err:
+            errors.append(str(err))
+            raise LogUnavailable("; ".join(errors)) from None
+        return self._tail("".join(parts), "private")
+
+    def _tail(self, text: str, source: str) -> LogTail:
+        return LogTail(tuple(clean_lines(text)[-self.keep_lines :]), source)
+
+    def _store(self, key: _Key, tail: LogTail) -> None:
+        size = sum(len(line.encode()) + 1 for line in tail.lines)
+        if size > self.max_bytes:
+            return  # larger than the whole cache: served, never kept
+        self._cache[key] = (tail, size)
+        self._bytes += size
+        while len(self._cache) > self.max_entries or self._bytes > self.max_bytes:
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._bytes -= dropped
