@@ -96,7 +96,10 @@ def test_flags_beat_env_and_yaml(run: Run, config_file: Callable[[str], Path]) -
 
     assert result.returncode == 0, result.stderr
     data = yaml.safe_load(result.stdout)
-    assert data["web"] == {"listen_address": "127.0.0.1:9999", "telemetry_path": "/probe"}
+    assert (data["web"]["listen_address"], data["web"]["telemetry_path"]) == (
+        "127.0.0.1:9999",
+        "/probe",
+    )
     assert data["log"] == {"level": "error", "format": "json"}
 
 
