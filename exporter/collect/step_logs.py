@@ -2,7 +2,7 @@
 log endpoint), through the same client, rate limiter and request metrics as everything else.
 Logs never enter the state or the metrics.
 
-Sources, in order (docs/circleci-api.md §3):
+Sources, in order (docs/circleci-api.md §v1.1 single job):
 1. the action's `output_url` from API v1.1: pre-signed, fetched without the token, a JSON array
    of `{message, time, type}` with stdout and stderr interleaved in time order;
 2. when there is none or it fails (it expires after a few days): the private endpoints CircleCI's

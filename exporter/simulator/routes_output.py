@@ -1,5 +1,5 @@
 """Step output: the pre-signed `output_url` of a v1.1 action, and the private raw output
-endpoints CircleCI's own tooling reads (docs/circleci-api.md, "Step output")."""
+endpoints CircleCI's own tooling reads (docs/circleci-api.md §v1.1 single job)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ when the command succeeded. A job that failed, timed out or hit an infrastructur
 exactly one failing step, its own command, whose log ends in a test failure or a compiler / lint
 error (coloured with ANSI codes, as real logs are); nothing runs after it. With parallelism, the
 command fails on one container only. Everything is derived from the job, so every request sees the
-same steps and the same log (docs/circleci-api.md, "v1.1 single job").
+same steps and the same log (docs/circleci-api.md §v1.1 single job).
 """
 
 from __future__ import annotations

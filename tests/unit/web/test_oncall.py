@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.collect.events import EVENT_TYPES
 from exporter.collect.step_logs import StepLogs, clean_lines
 from exporter.state import Buckets, State
 from exporter.state.snapshot import FailedStep
@@ -33,11 +34,6 @@ T0 = 1.8e9
 S3 = "https://s3.example/output/1"
 JOB_URL = "https://app.circleci.com/pipelines/github/acme/api/7/workflows/w2/jobs/42"
 HOSTILE = "\x1b[31mE   <script>alert('x')</script> & done\x1b[0m\r\n"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -236,10 +232,10 @@ async def test_fallback_step_keeps_the_job_link_and_serves_no_log() -> None:
 async def test_the_webhook_listener_serves_no_on_call_route() -> None:
     receiver = WebhookReceiver(
         [SecretStr("s3cret")],
-        projects={},
-        state=_state(),
+        apply=lambda event: False,
+        event_types=EVENT_TYPES,
         on_applied=lambda: None,
-        telemetry=WebhookTelemetry(CollectorRegistry()),
+        telemetry=WebhookTelemetry(CollectorRegistry(), EVENT_TYPES),
     )
     transport = httpx.ASGITransport(app=webhook_app(receiver))
     async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as http:
