@@ -98,7 +98,59 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--dry-run", action="store_true", help="show what would change, change nothing"
     )
+    _add_backfill(commands)
     return parser
+
+
+def _add_backfill(commands: Any) -> None:
+    backfill = commands.add_parser(
+        "backfill",
+        help="write up to 90 days of Insights history as OpenMetrics for promtool",
+        description="Rebuild the live workflow and job families from the Insights run lists "
+        "of the tracked projects, branches and workflows, and write them with timestamps as "
+        "an OpenMetrics file for `promtool tsdb create-blocks-from openmetrics`. "
+        "See docs/backfill.md.",
+    )
+    backfill.add_argument(
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="YAML config"
+    )
+    backfill.add_argument(
+        "--since", required=True, metavar="DURATION", help="how far back, e.g. 30d (at most 90d)"
+    )
+    backfill.add_argument("--out", type=Path, required=True, metavar="FILE.om")
+    backfill.add_argument(
+        "--step", default="5m", metavar="DURATION", help="time between samples (5m)"
+    )
+    end = backfill.add_mutually_exclusive_group()
+    end.add_argument(
+        "--exporter-url",
+        metavar="URL",
+        help="end where this live exporter began watching (its /metrics URL)",
+    )
+    end.add_argument(
+        "--until", metavar="TIME", help="end here: now (default), Unix seconds or RFC 3339"
+    )
+    backfill.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="add a label to every series, e.g. job=circleci and instance=exporter:10027 "
+        "(the labels Prometheus gives the live scrape)",
+    )
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="print what would be read and the request count"
+    )
+    backfill.add_argument(
+        "--checkpoint", type=Path, metavar="FILE", help="resume file (default: FILE.om.checkpoint)"
+    )
+    backfill.add_argument(
+        "--promtool-dir",
+        type=Path,
+        metavar="DIR",
+        help="then run promtool tsdb create-blocks-from openmetrics into DIR",
+    )
+    backfill.add_argument("--promtool", default="promtool", metavar="PATH", help="(promtool)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "webhooks":
         return _webhooks_sync(args)
+    if args.command == "backfill":
+        return _backfill(args)
     config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
     try:
         settings = load_settings(config_file, _overrides(args))
@@ -209,6 +263,53 @@ def _webhooks_sync(args: argparse.Namespace) -> int:
     for result in results:
         print(result.line())
     return 1 if any(r.failed for r in results) else 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from exporter.backfill.command import BackfillError, Options, run_backfill
+    from exporter.circleci import CircleCIError
+    from exporter.durations import parse_duration
+
+    config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
+    try:
+        settings = load_settings(config_file, _overrides(args))
+        problems = _startup_problems(settings)
+    except ConfigError as err:
+        return _fail(err.problems)
+    labels = {}
+    for pair in args.label:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            problems.append(f"backfill: --label {pair!r} is not NAME=VALUE")
+        labels[name] = value
+    try:
+        since, step = parse_duration(args.since), parse_duration(args.step)
+    except ValueError as err:
+        problems.append(f"backfill: --since/--step: {err}")
+    if problems:
+        return _fail(problems)
+    configure_logging(settings.log.level, settings.log.format)
+    options = Options(
+        since=since,
+        out=args.out,
+        step=step,
+        until=args.until,
+        exporter_url=args.exporter_url,
+        labels=labels,
+        dry_run=args.dry_run,
+        checkpoint=args.checkpoint,
+        promtool_dir=args.promtool_dir,
+        promtool=args.promtool,
+    )
+    try:
+        anyio.run(run_backfill, settings, options)
+    except BackfillError as err:
+        return _fail([f"backfill: {err}"])
+    except CircleCIError as err:
+        return _fail([f"backfill: {err} (rerun the same command to resume)"])
+    except KeyboardInterrupt:
+        return _fail(["backfill: interrupted (rerun the same command to resume)"])
+    return 0
 
 
 def _read_secret_file(path: Path) -> SecretStr:

@@ -38,44 +38,68 @@ class BuiltFamily:
     lines: list[str]  # sample lines, each ending in a newline
 
 
+def _timestamp(timestamp: float | None) -> str:
+    """A sample's optional timestamp suffix, in seconds with millisecond precision."""
+    return "" if timestamp is None else f" {timestamp:.3f}"
+
+
 class FamilyBuilder:
-    """Samples of one family of the catalog; labels are given as values in catalog order."""
+    """Samples of one family of the catalog; labels are given as values in catalog order.
 
-    __slots__ = ("_label_names", "_lines", "_name", "_spec")
+    `extra_labels` follow the catalog's on every sample (a backfill adds the `job` and
+    `instance` labels Prometheus gives the live scrape). A catalog label they collide with is
+    renamed `exported_<name>`, as Prometheus renames it in the live scrape (honor_labels:
+    false), so that backfilled and live series are the same series. A sample may carry a
+    timestamp."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("_extra", "_label_names", "_lines", "_name", "_spec")
+
+    def __init__(self, name: str, extra_labels: Mapping[str, str] | None = None) -> None:
         self._spec = BY_NAME[name]
         self._name = name
-        self._label_names = self._spec.labels
+        extra_labels = extra_labels or {}
+        self._label_names = tuple(
+            f"exported_{label}" if label in extra_labels else label for label in self._spec.labels
+        )
         self._lines: list[str] = []
+        self._extra = "".join(f',{key}="{_escape(value)}"' for key, value in extra_labels.items())
 
     def _pairs(self, values: tuple[str, ...]) -> str:
         if len(values) != len(self._label_names):
             raise ValueError(f"{self._name}: expected labels {self._label_names}, got {values}")
-        return ",".join(
+        pairs = ",".join(
             f'{name}="{_escape(value)}"'
             for name, value in zip(self._label_names, values, strict=True)
         )
+        return (pairs + self._extra).lstrip(",")
 
-    def add(self, values: tuple[str, ...], value: float) -> None:
+    def add(self, values: tuple[str, ...], value: float, timestamp: float | None = None) -> None:
         pairs = self._pairs(values)
         labels = f"{{{pairs}}}" if pairs else ""
-        self._lines.append(f"{self._name}{labels} {_number(value)}\n")
+        self._lines.append(f"{self._name}{labels} {_number(value)}{_timestamp(timestamp)}\n")
 
-    def add_histogram(self, values: tuple[str, ...], data: HistogramData) -> None:
+    def add_histogram(
+        self, values: tuple[str, ...], data: HistogramData, timestamp: float | None = None
+    ) -> None:
         pairs = self._pairs(values)
         prefix = f"{pairs}," if pairs else ""
         labels = f"{{{pairs}}}" if pairs else ""
         name = self._name
         lines = self._lines
+        at = _timestamp(timestamp)
         for bound, count in data.cumulative():
             le = "+Inf" if math.isinf(bound) else repr(float(bound))
-            lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {float(count)!r}\n')
-        lines.append(f"{name}_count{labels} {float(data.count)!r}\n")
-        lines.append(f"{name}_sum{labels} {_number(data.total)}\n")
+            lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {float(count)!r}{at}\n')
+        lines.append(f"{name}_count{labels} {float(data.count)!r}{at}\n")
+        lines.append(f"{name}_sum{labels} {_number(data.total)}{at}\n")
 
     def build(self) -> BuiltFamily:
         return BuiltFamily(self._spec, self._lines)
+
+    def take_lines(self) -> list[str]:
+        """The sample lines added since the last call, for a writer that streams them."""
+        lines, self._lines = self._lines, []
+        return lines
 
     @classmethod
     def counters(cls, name: str, values: Mapping[Any, int]) -> BuiltFamily:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter.metrics.builder import BuiltFamily, FamilyBuilder
+from exporter.metrics.catalog import Family
 from exporter.metrics.exporter import exporter_families
 from exporter.metrics.insights import insights_families
 from exporter.metrics.live import live_families
@@ -45,18 +46,17 @@ def _help(text: str, openmetrics: bool) -> str:
     return escaped.replace('"', r"\"") if openmetrics else escaped
 
 
+def family_header(spec: Family, openmetrics: bool) -> str:
+    """The HELP and TYPE lines of a family."""
+    # OpenMetrics names a counter family without its `_total` sample suffix.
+    name = spec.name.removesuffix("_total") if openmetrics and spec.kind == "counter" else spec.name
+    return f"# HELP {name} {_help(spec.help, openmetrics)}\n# TYPE {name} {spec.prometheus_type}\n"
+
+
 def _write(families: list[BuiltFamily], openmetrics: bool) -> bytes:
     parts: list[str] = []
     for family in families:
-        spec = family.spec
-        # OpenMetrics names a counter family without its `_total` sample suffix.
-        name = (
-            spec.name.removesuffix("_total")
-            if openmetrics and spec.kind == "counter"
-            else spec.name
-        )
-        parts.append(f"# HELP {name} {_help(spec.help, openmetrics)}\n")
-        parts.append(f"# TYPE {name} {spec.prometheus_type}\n")
+        parts.append(family_header(family.spec, openmetrics))
         parts.extend(family.lines)
     return "".join(parts).encode()
 
