@@ -8,7 +8,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,9 +73,9 @@ class Options:
         }
 
 
-def parse_until(value: str) -> float:
+def parse_until(value: str, now: float) -> float:
     if value == "now":
-        return time.time()
+        return now
     try:
         return float(value)
     except ValueError:
@@ -110,7 +110,7 @@ def window(options: Options, now: float) -> tuple[float, float]:
     if options.exporter_url is not None:
         end = read_watch_start(options.exporter_url)
     else:
-        end = parse_until(options.until or "now")
+        end = parse_until(options.until or "now", now)
     if end > now + 60:
         raise BackfillError(f"the backfill would end in the future ({_iso(end)})")
     if options.step <= 0 or options.step > options.since:
@@ -237,7 +237,7 @@ def _print_plan(plan: Plan, settings: Settings, options: Options, out: TextIO) -
     for target in plan.targets:
         job_runs = sum(job.runs for job in target.jobs)
         out.write(
-            f"{target.project} {target.branch} {target.workflow}: ~{target.runs} runs, "
+            f"{target}: ~{target.runs} runs, "
             f"{len(target.jobs)} jobs with ~{job_runs} runs: ~{target.requests} requests\n"
         )
     rate = settings.api.requests_per_second
@@ -255,10 +255,11 @@ async def run_backfill(
     transport: httpx.AsyncBaseTransport | None = None,
     stdout: TextIO = sys.stdout,
     stderr: TextIO = sys.stderr,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Raises BackfillError for what the user can fix, CircleCIError when the API fails (the
     checkpoint keeps what was done)."""
-    now = time.time()
+    now = clock()
     checkpoint_path = options.checkpoint_path
     try:
         checkpoint = Checkpoint.load(checkpoint_path, options.arguments())
@@ -291,17 +292,22 @@ async def run_backfill(
         parts = OpenMetricsParts(parts_dir, checkpoint.sizes)
         progress = Progress(len(plan.targets), stderr, already_done=len(plan.targets) - len(todo))
         send, receive = anyio.create_memory_object_stream[_Fetched](0)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_fetch_all, client, todo, grid, now, send)
-            async with receive:
-                async for fetched in receive:
-                    runs, job_runs = await anyio.to_thread.run_sync(
-                        _write, fetched, grid, settings, options, parts
-                    )
-                    checkpoint.done.append(fetched.target.key)
-                    checkpoint.sizes = parts.sizes()
-                    checkpoint.save(checkpoint_path)
-                    progress.advance(fetched.target.key, runs, job_runs, _requests_made(registry))
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_fetch_all, client, todo, grid, now, send)
+                async with receive:
+                    async for fetched in receive:
+                        runs, job_runs = await anyio.to_thread.run_sync(
+                            _write, fetched, grid, settings, options, parts
+                        )
+                        checkpoint.done.append(fetched.target.key)
+                        checkpoint.sizes = parts.sizes()
+                        checkpoint.save(checkpoint_path)
+                        requests = _requests_made(registry)
+                        progress.advance(str(fetched.target), runs, job_runs, requests)
+        except BaseExceptionGroup as group:
+            parts.close()
+            raise _first(group) from None
         progress.finish()
         parts.join(options.out)
         checkpoint_path.unlink()
@@ -310,7 +316,9 @@ async def run_backfill(
         f"{len(plan.targets)} workflows, {_requests_made(registry)} requests)\n"
     )
     if options.promtool_dir is not None:
-        create_blocks(options.promtool, options.out, options.promtool_dir)
+        await anyio.to_thread.run_sync(
+            create_blocks, options.promtool, options.out, options.promtool_dir
+        )
         stderr.write(f"backfill: blocks created in {options.promtool_dir}\n")
 
 
@@ -337,6 +345,16 @@ async def _fetcher(
     async with send:
         for target in queue:
             await send.send(await _fetch(client, target, grid, now))
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped the fetchers (the others were cancelled because of it)."""
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        if not isinstance(error, anyio.get_cancelled_exc_class()):
+            return error
+    return group
 
 
 def create_blocks(promtool: str, openmetrics: Path, data_dir: Path) -> None:

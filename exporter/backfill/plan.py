@@ -9,6 +9,7 @@ run lists can only be read one branch at a time.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -55,7 +56,10 @@ class WorkflowTarget:
 
     @property
     def key(self) -> str:
-        """Its name in the checkpoint."""
+        """Its name in the checkpoint (workflow names may hold spaces)."""
+        return json.dumps([self.project, self.branch, self.workflow])
+
+    def __str__(self) -> str:
         return f"{self.project} {self.branch} {self.workflow}"
 
     @property
