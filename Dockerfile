@@ -12,7 +12,8 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin exporter
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin exporter \
+    && install -d -o 10001 -g 10001 /var/lib/circleci-exporter  # backfill's output volume
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
 

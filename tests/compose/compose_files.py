@@ -20,6 +20,12 @@ def services() -> dict[str, dict[str, Any]]:
     return found
 
 
+def core_services() -> dict[str, dict[str, Any]]:
+    """The services `docker compose up` starts: those under no profile (one-shot jobs such as
+    the backfill have one)."""
+    return {name: s for name, s in services().items() if not s.get("profiles")}
+
+
 _VOLUME = re.compile(r"^(?P<source>\$\{[^}]*\}|[^:]+):(?P<target>[^:]+)")
 _DEFAULTED = re.compile(r"^\$\{\w+:-(?P<default>[^}]*)\}$")
 
