@@ -24,7 +24,8 @@ from exporter.backfill import rebuild
 from exporter.backfill.output import Checkpoint, CheckpointMismatch, OpenMetricsParts
 from exporter.backfill.plan import Plan, WorkflowTarget, make_plan
 from exporter.backfill.progress import Progress
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter, models
+from exporter.circleci import CircleCIClient, Transport, models
+from exporter.components import buckets, build_client
 from exporter.durations import format_duration
 from exporter.settings import Settings
 
@@ -204,13 +205,13 @@ def _write(
     key = (target.project, target.branch, target.workflow)
     labels = options.labels
     runs = rebuild.counted(fetched.runs, grid)
-    buckets = settings.metrics
+    histogram = buckets(settings)
     rebuild.counters_and_histograms(
         "circleci_workflow_runs_total",
         "circleci_workflow_duration_seconds",
         key,
         runs,
-        tuple(buckets.workflow_duration_buckets),
+        histogram.workflow_duration,
         grid,
         labels,
         parts.write,
@@ -225,7 +226,7 @@ def _write(
             "circleci_job_duration_seconds",
             (*key, job),
             counted,
-            tuple(buckets.job_duration_buckets),
+            histogram.job_duration,
             grid,
             labels,
             parts.write,
@@ -252,7 +253,7 @@ async def run_backfill(
     settings: Settings,
     options: Options,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     stdout: TextIO = sys.stdout,
     stderr: TextIO = sys.stderr,
     clock: Callable[[], float] = time.time,
@@ -270,18 +271,9 @@ async def run_backfill(
         checkpoint = Checkpoint(options.arguments(), start, end)
     grid = rebuild.Grid(checkpoint.start, checkpoint.end, options.step)
     registry = CollectorRegistry(auto_describe=False)
-    api = settings.api
-    limiter = RateLimiter(api.requests_per_second, api.burst, api.max_concurrency)
-    async with CircleCIClient(
-        api.url,
-        api.resolved_token(),
-        limiter=limiter,
-        telemetry=ApiTelemetry(registry),
-        timeout=api.timeout,
-        max_retries=api.max_retries,
-        transport=transport,
-    ) as client:
-        plan = await make_plan(client, settings, (now - grid.start) / DAY)
+    async with build_client(settings, registry, transport=transport) as client:
+        targets = await make_plan(client, settings, (now - grid.start) / DAY)
+        plan = Plan(tuple(targets), _requests_made(registry))
         if options.dry_run:
             stdout.write(f"backfill {_iso(grid.start)} .. {_iso(grid.end)}\n")
             _print_plan(plan, settings, options, stdout)

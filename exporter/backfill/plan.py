@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from exporter.circleci import CircleCIClient, models
 from exporter.collect.branches import BranchPolicy
-from exporter.settings import Settings
+from exporter.collect.discovery import discover_projects
+from exporter.settings import BranchRules, Defaults, Settings
 
 _GLOB = frozenset("*?[")
 PAGE_SIZE = 20  # Insights run lists come 20 to a page (docs/circleci-api.md, pagination)
@@ -78,48 +79,49 @@ class Plan:
         return self.discovery_requests + sum(t.requests for t in self.targets)
 
 
-async def make_plan(client: CircleCIClient, settings: Settings, days: float) -> Plan:
-    """Read the summaries of every configured project: its branches, workflows and jobs."""
+async def make_plan(
+    client: CircleCIClient, settings: Settings, days: float
+) -> list[WorkflowTarget]:
+    """Read the summaries of every tracked project: its branches, workflows and jobs. The
+    projects of `orgs:` are discovered as the live exporter discovers them."""
     window = reporting_window(days)
+    projects: dict[str, BranchRules] = {p.slug: p for p in settings.projects}
+    for org in settings.orgs:
+        found = await discover_projects(
+            client, org, insights_window=settings.collect.insights_window
+        )
+        for slug in sorted(found):
+            projects.setdefault(slug, org)
     targets: list[WorkflowTarget] = []
-    requests = 0
-    for project in settings.projects:
-        rules = settings.branch_rules(project)
-        info = await client.get_project(project.slug)
-        requests += 1
-        policy = BranchPolicy(rules, info.vcs_info.default_branch)
-        branches = policy.literal_branches()
-        if any(_GLOB & set(pattern) for pattern in rules.branches):
-            # Glob patterns: match them against the branches Insights knows.
-            known = await client.get_insights_branches(project.slug)
-            requests += 1
-            for branch in known.branches:
-                place = policy.place(branch, None)
-                if place is not None and not place.folded and branch not in branches:
-                    branches.append(branch)
-        for branch in branches:
-            workflows = [
-                w
-                async for w in client.iter_workflow_metrics(
-                    project.slug, branch=branch, reporting_window=window
+    for slug, rules in projects.items():
+        targets += await _project_targets(client, slug, settings.branch_rules(rules), window)
+    return targets
+
+
+async def _project_targets(
+    client: CircleCIClient, slug: str, rules: Defaults, window: models.ReportingWindow
+) -> list[WorkflowTarget]:
+    info = await client.get_project(slug)
+    policy = BranchPolicy(rules, info.vcs_info.default_branch)
+    branches = policy.literal_branches()
+    if any(_GLOB & set(pattern) for pattern in rules.branches):
+        # Glob patterns: match them against the branches Insights knows.
+        known = await client.get_insights_branches(slug)
+        for branch in known.branches:
+            place = policy.place(branch, None)
+            if place is not None and not place.folded and branch not in branches:
+                branches.append(branch)
+    targets = []
+    for branch in branches:
+        async for workflow in client.iter_workflow_metrics(
+            slug, branch=branch, reporting_window=window
+        ):
+            jobs = [
+                JobPlan(job.name, job.metrics.total_runs)
+                async for job in client.iter_workflow_job_metrics(
+                    slug, workflow.name, branch=branch, reporting_window=window
                 )
             ]
-            requests += pages(len(workflows))
-            for workflow in workflows:
-                jobs = [
-                    JobPlan(job.name, job.metrics.total_runs)
-                    async for job in client.iter_workflow_job_metrics(
-                        project.slug, workflow.name, branch=branch, reporting_window=window
-                    )
-                ]
-                requests += pages(len(jobs))
-                targets.append(
-                    WorkflowTarget(
-                        project.slug,
-                        branch,
-                        workflow.name,
-                        workflow.metrics.total_runs,
-                        tuple(jobs),
-                    )
-                )
-    return Plan(tuple(targets), requests)
+            runs = workflow.metrics.total_runs
+            targets.append(WorkflowTarget(slug, branch, workflow.name, runs, tuple(jobs)))
+    return targets

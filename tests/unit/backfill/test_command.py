@@ -17,6 +17,7 @@ from exporter.backfill.command import BackfillError
 from exporter.circleci import CircleCIError
 from exporter.metrics.catalog import BY_NAME
 from exporter.metrics.exposition import family_header
+from exporter.settings import OrgSettings
 from exporter.simulator import World
 from tests.unit.backfill.conftest import Backfill, options
 
@@ -219,3 +220,14 @@ async def test_a_checkpoint_of_other_arguments_is_refused(
     backfill.api.fail = None
     with pytest.raises(BackfillError, match="other arguments"):
         await backfill.run(options(out, step=60.0))
+
+
+async def test_projects_of_orgs_are_discovered_as_live(backfill: Backfill, tmp_path: Path) -> None:
+    project = backfill.world.projects[0]
+    org = project.organization.slug
+    backfill.settings = backfill.settings.model_copy(
+        update={"projects": [], "orgs": [OrgSettings(slug=org)]}
+    )
+    await backfill.run(options(tmp_path / "h.om", dry_run=True))
+    printed = backfill.stdout.getvalue()
+    assert f"{project.slug} {project.default_branch} " in printed
