@@ -32,7 +32,8 @@ from exporter.settings import Settings
 logger = logging.getLogger(__name__)
 
 DAY = 86400.0
-RETENTION = 90 * DAY  # Insights keeps workflow and job runs 90 days (docs/circleci-api.md §6)
+# Insights keeps workflow and job runs 90 days (docs/circleci-api.md §Insights freshness).
+RETENTION = 90 * DAY
 # The run lists filter on when a run was created: read this much earlier, so that a run
 # created before the start and completed after it is counted too.
 _EARLY = DAY

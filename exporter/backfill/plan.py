@@ -19,7 +19,9 @@ from exporter.collect.discovery import discover_projects
 from exporter.settings import BranchRules, Defaults, Settings
 
 _GLOB = frozenset("*?[")
-PAGE_SIZE = 20  # Insights run lists come 20 to a page (docs/circleci-api.md, pagination)
+# The server fixes the page size, 20 for pipelines (docs/circleci-api.md §Pagination); the run
+# lists are taken to page alike, so the dry run's count is an estimate.
+PAGE_SIZE = 20
 _WINDOWS: tuple[tuple[float, models.ReportingWindow], ...] = (
     (1, "last-24-hours"),
     (7, "last-7-days"),
