@@ -3,7 +3,6 @@ the live families, write the OpenMetrics file, and optionally turn it into TSDB 
 
 from __future__ import annotations
 
-import logging
 import math
 import subprocess
 import sys
@@ -28,8 +27,6 @@ from exporter.circleci import CircleCIClient, Transport, models
 from exporter.components import buckets, build_client
 from exporter.durations import format_duration
 from exporter.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 DAY = 86400.0
 # Insights keeps workflow and job runs 90 days (docs/circleci-api.md §Insights freshness).
@@ -235,7 +232,7 @@ def _write(
     return len(runs), job_runs
 
 
-def _print_plan(plan: Plan, settings: Settings, options: Options, out: TextIO) -> None:
+def _print_plan(plan: Plan, settings: Settings, out: TextIO) -> None:
     for target in plan.targets:
         job_runs = sum(job.runs for job in target.jobs)
         out.write(
@@ -277,7 +274,7 @@ async def run_backfill(
         plan = Plan(tuple(targets), _requests_made(registry))
         if options.dry_run:
             stdout.write(f"backfill {_iso(grid.start)} .. {_iso(grid.end)}\n")
-            _print_plan(plan, settings, options, stdout)
+            _print_plan(plan, settings, stdout)
             return
         done = set(checkpoint.done)
         todo = [t for t in plan.targets if t.key not in done]
