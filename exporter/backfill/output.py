@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from exporter.metrics.catalog import BY_NAME
+from exporter.catalog import BY_NAME
 from exporter.metrics.exposition import family_header
 
 # The live families a backfill rebuilds, in catalog order.

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as openmetrics
 
+from exporter.catalog import Family
 from exporter.metrics.builder import BuiltFamily, FamilyBuilder
-from exporter.metrics.catalog import Family
 from exporter.metrics.exporter import exporter_families
 from exporter.metrics.insights import insights_families
 from exporter.metrics.live import live_families

@@ -20,11 +20,6 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def world() -> World:
     # Speed 60: the 7 days of history are the last 2.8 hours, a 10-minute workflow 10 s.
     return World(SimConfig(projects=2, seed=5, speed=60), SimClock.manual(T0))

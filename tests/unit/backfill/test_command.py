@@ -14,8 +14,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.backfill import command
 from exporter.backfill.command import BackfillError
+from exporter.catalog import BY_NAME
 from exporter.circleci import CircleCIError
-from exporter.metrics.catalog import BY_NAME
 from exporter.metrics.exposition import family_header
 from exporter.settings import OrgSettings
 from exporter.simulator import World
