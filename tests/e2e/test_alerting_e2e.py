@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.simulator.steps import command_name
 from tests.e2e.alerting_stack import (
     FEATURE_BRANCHES,
     AlertingStack,
@@ -84,6 +85,18 @@ def test_a_broken_default_branch_pages_with_its_circleci_link(
         }
         assert len(links) == 1, alert.annotations["description"]
         assert links[0] in default_runs, (links[0], sorted(default_runs))
+        # The description names the failing job and its step (joined in the rule on the
+        # exporter's circleci_job_last_failed_step_info).
+        failing = {
+            f'Failing job: {job.name}, step "{command_name(job)}".'
+            for run in stack.simulator.runs(project.slug, project.default_branch)
+            for job in run.jobs
+            if job.final_status == "failed"
+        }
+        assert any(f in alert.annotations["description"] for f in failing), (
+            alert.annotations["description"],
+            sorted(failing),
+        )
 
         # The alert joins on the default branch: a red feature branch, seen by Prometheus for a
         # few rule evaluations (3 scrapes 1s apart), must never become an alert, not even pending.
