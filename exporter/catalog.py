@@ -80,6 +80,9 @@ LIVE = (
            "First failed step of the job's last completed run while that run failed; step is "
            "empty when API v1.1 cannot tell; url is the job page "
            f"{_LIVE}.", "live"),
+    Family("circleci_workflow_failing_since_timestamp_seconds", "gauge", _WORKFLOW_LABELS,
+           "stopped_at of the first failed run of the current failure streak; absent when the "
+           f"last completed run did not fail {_LIVE}.", "live"),
 )  # fmt: skip
 
 _WINDOW_LABEL = ("window",)

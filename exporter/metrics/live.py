@@ -55,6 +55,7 @@ def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     streak = FamilyBuilder("circleci_workflow_consecutive_failures")
     in_progress = FamilyBuilder("circleci_workflow_runs_in_progress")
     on_hold = FamilyBuilder("circleci_workflow_on_hold_since_timestamp_seconds")
+    failing_since = FamilyBuilder("circleci_workflow_failing_since_timestamp_seconds")
     last_run = FamilyBuilder("circleci_workflow_last_run_info")
     for key, row in snapshot.workflows.items():
         if row.status is not None:
@@ -70,11 +71,14 @@ def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
             in_progress.add((*key, state), float(count))
         if row.on_hold_since is not None:
             on_hold.add(key, row.on_hold_since)
+        if row.failing_since is not None:
+            failing_since.add(key, row.failing_since)
         if row.last_run is not None:
             run = row.last_run
             last_run.add((*key, run.number, run.run_id, run.status, run.url), 1.0)
     for family in (status, last_status, last_at, last_duration, streak, in_progress, on_hold):
         yield family.build()
+    yield failing_since.build()
     yield last_run.build()
 
 

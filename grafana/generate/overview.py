@@ -1,16 +1,20 @@
 """CircleCI / Overview: the health of every project at a glance."""
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import table
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from .common import (
     OVERVIEW_UID,
     PROJECT_UID,
     RUNS_PER_HOUR,
+    Column,
     bar_gauge_panel,
     base_dashboard,
+    hidden,
     label_variable,
     link,
+    merged_table_panel,
     query,
     row,
     stat_panel,
@@ -24,6 +28,29 @@ DEFAULT_BRANCH_PASSING = (
     "max by (project, workflow) ("
     f'circleci_workflow_last_completed_status{{status="success"}} {ON_DEFAULT_BRANCH})'
 )
+
+# The failing jobs of red default-branch workflows, one row per job. Scraped without
+# honor_labels, the CircleCI job is in `exported_job`: copied back to `job` when present.
+_RED = (
+    "max by (project, branch, workflow) ("
+    'circleci_workflow_last_completed_status{status=~"failed|error"}'
+    f" {ON_DEFAULT_BRANCH})"
+)
+_FAILING_JOBS = (
+    "max by (project, branch, workflow, job, step, url) (label_replace("
+    'circleci_job_last_failed_step_info, "job", "$1", "exported_job", "(.+)"))'
+)
+
+
+def _per_failing_job(workflow_value: str) -> str:
+    """`workflow_value` of each red default-branch workflow, on each of its failing jobs' rows
+    (and on one row of its own when no failing job is known)."""
+    red_value = f"(max by (project, branch, workflow) ({workflow_value}) and ({_RED} == 1))"
+    return (
+        f"({_FAILING_JOBS} * on (project, branch, workflow) group_left () {red_value})"
+        f" or on (project, branch, workflow) {red_value}"
+    )
+
 
 PROJECT_LINK = (
     f"/d/{PROJECT_UID}/circleci-project?var-datasource=${{datasource}}"
@@ -136,7 +163,46 @@ def _health_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.D
         .with_panel(flaky)
         .with_panel(credits)
         .with_panel(streaks.span(24).height(6))
+        .with_panel(_red_branches_table())
     )
+
+
+def _red_branches_table() -> table.Panel:
+    return (
+        merged_table_panel(
+            "Red default branches",
+            "Default-branch workflows whose last completed run failed: since when (the first"
+            " failed run of the streak), the streak, and each failing job with its first failed"
+            " step. Click a row for the job page, or for the exporter's on-call page with the"
+            " step's last log lines.",
+            [
+                Column(
+                    "Red since",
+                    _per_failing_job("circleci_workflow_failing_since_timestamp_seconds * 1000"),
+                    "dateTimeFromNow",
+                ),
+                Column(
+                    "Streak", _per_failing_job("circleci_workflow_consecutive_failures"), "none"
+                ),
+            ],
+            sort_by="Red since",
+            height=8,
+        )
+        .data_links(
+            [
+                link("Open job on CircleCI", "${__data.fields.url}"),
+                link("Open the exporter's on-call page", "${exporter_url}/"),
+            ]
+        )
+        .override_by_name(*hidden("url"))
+        .override_by_name(*_display("job", "failing job"))
+        .override_by_name(*_display("step", "failing step"))
+        .no_value("no red default branch")
+    )
+
+
+def _display(field: str, name: str) -> tuple[str, list[dashboard_models.DynamicConfigValue]]:
+    return field, [dashboard_models.DynamicConfigValue(id_val="displayName", value=name)]
 
 
 def _activity_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dashboard:
@@ -249,12 +315,23 @@ def _insights_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders
 
 
 def build() -> dashboard_builders.Dashboard:
-    dashboard = base_dashboard(
-        OVERVIEW_UID,
-        "CircleCI / Overview",
-        "The health of every tracked CircleCI project: default-branch status, failing streaks,"
-        " throughput, success rate, durations, queue time, approvals, flaky tests and credits.",
-    ).with_variable(
-        label_variable("window", "Insights window", "circleci_insights_project_runs", multi=False)
+    dashboard = (
+        base_dashboard(
+            OVERVIEW_UID,
+            "CircleCI / Overview",
+            "The health of every tracked CircleCI project: default-branch status, failing streaks,"
+            " throughput, success rate, durations, queue time, approvals, flaky tests and credits.",
+        )
+        .with_variable(
+            label_variable(
+                "window", "Insights window", "circleci_insights_project_runs", multi=False
+            )
+        )
+        .with_variable(
+            # Where the on-call page of the exporter is, as the browser reaches it.
+            dashboard_builders.TextBoxVariable("exporter_url")
+            .label("Exporter URL")
+            .default_value("http://localhost:10027")
+        )
     )
     return _insights_row(_activity_row(_health_row(dashboard)))

@@ -231,12 +231,21 @@ def _jobs_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Das
     last_jobs = (
         labels_table_panel(
             "Last job runs",
-            "The most recent run of each job; click a row to open it on app.circleci.com.",
-            f"circleci_job_last_run_info{{{SELECTED}}}",
+            "The most recent run of each job, with the first failed step when that run failed;"
+            " click a row to open it on app.circleci.com.",
+            # The step belongs to one run: joined on its job page url.
+            f"(circleci_job_last_run_info{{{SELECTED}}} * on (url) group_left (failed_step)"
+            " label_replace(circleci_job_last_failed_step_info{"
+            f'{SELECTED}}}, "failed_step", "$1", "step", "(.*)"))'
+            f" or on (url) circleci_job_last_run_info{{{SELECTED}}}",
             drop=("project",),
         )
         .data_links([link("Open job on CircleCI", "${__data.fields.url}")])
         .override_by_name(*hidden("url"))
+        .override_by_name(
+            "failed_step",
+            [dashboard_models.DynamicConfigValue(id_val="displayName", value="failed step")],
+        )
         .override_by_name(*_status_cells("status"))
     )
     tests = bar_gauge_panel(

@@ -13,7 +13,9 @@ from typing import Any
 
 from .render import DASHBOARDS_DIR
 
-_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# `$1` in label_replace is a regex group, not a variable: Grafana leaves names it does not
+# know alone, and no dashboard variable starts with a digit.
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))")
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$", re.DOTALL)
 
 

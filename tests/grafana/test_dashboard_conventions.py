@@ -96,7 +96,9 @@ def test_project_dashboard_variables_and_run_links() -> None:
         )
     }
     assert set(link_tables) == {"Last workflow runs", "Last job runs"}
-    exprs = {panel["targets"][0]["expr"].split("{")[0] for panel in link_tables.values()}
+    exprs = {
+        panel["targets"][0]["expr"].split("{")[0].lstrip("(") for panel in link_tables.values()
+    }
     assert exprs == {"circleci_workflow_last_run_info", "circleci_job_last_run_info"}
     for panel in link_tables.values():
         hidden = [

@@ -28,6 +28,7 @@ MUST_HAVE_DATA = {
     "circleci-overview": {
         "Default branch status",
         "Default-branch workflows failing",
+        "Red default branches",
         "Pipelines with errors",
         "Approvals waiting",
         "Workflow throughput by status",

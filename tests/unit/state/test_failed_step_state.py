@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.state import Buckets, State
-from exporter.state.updates import FailedStepUpdate, JobUpdate
+from exporter.state.updates import FailedStepUpdate, JobUpdate, WorkflowUpdate
 
 P, B, W, J = "gh/acme/api", "main", "build", "test"
 START = 10_000.0
@@ -58,3 +58,16 @@ def test_a_newer_failure_shows_only_its_own_step(state: State) -> None:
     # A late answer for the older run does not replace it.
     state.apply(step("j1", 1, "Build"))
     assert failed_step(state) == shown
+
+
+def test_failing_since_is_the_end_of_the_first_failed_run_of_the_streak(state: State) -> None:
+    def workflow(run_id: str, status: str, at: float) -> WorkflowUpdate:
+        return WorkflowUpdate(P, B, W, run_id, 1, status, at, at + 50, f"u/{run_id}")
+
+    state.apply(workflow("a", "success", START))
+    assert state.snapshot(START).workflows[(P, B, W)].failing_since is None
+    state.apply(workflow("b", "failed", START + 100))
+    state.apply(workflow("c", "error", START + 200))
+    assert state.snapshot(START).workflows[(P, B, W)].failing_since == START + 150
+    state.apply(workflow("d", "success", START + 300))
+    assert state.snapshot(START).workflows[(P, B, W)].failing_since is None
