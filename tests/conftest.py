@@ -1,11 +1,34 @@
-"""Fixtures every test folder shares."""
+"""Fixtures and helpers every test folder shares; import a helper with
+`from tests.conftest import ...`."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+# The installed `circleci-exporter` command of the interpreter running the tests.
+EXPORTER = Path(sys.executable).parent / "circleci-exporter"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Async tests run on asyncio, the loop the exporter runs on."""
     return "asyncio"
+
+
+def exposition_samples(body: str, *, openmetrics: bool = False) -> Samples:
+    """Every sample of an exposition, by (name, labels), parsed by prometheus_client."""
+    parse = parse_openmetrics if openmetrics else parse_text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in parse(body)
+        for sample in family.samples
+    }

@@ -5,7 +5,6 @@ CircleCI, the landing page, and a token that appears nowhere."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.catalog import BY_NAME
 from exporter.simulator import RunningSimulator, SimConfig
+from tests.conftest import EXPORTER
 from tests.rules.binaries import free_port
 
 pytestmark = pytest.mark.anyio
 
-EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 TOKEN = "CCIPAT_e2e-secret-token-0123456789"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 

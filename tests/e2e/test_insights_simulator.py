@@ -12,7 +12,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
@@ -22,6 +21,7 @@ from exporter.settings import Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig
 from exporter.state import State
 from exporter.state.insights import InsightsStore
+from tests.conftest import exposition_samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
@@ -119,14 +119,6 @@ async def simulator(
         yield sim
 
 
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 class Truth:
     """What the simulator's endpoints answer, read as raw JSON (not through the client)."""
 
@@ -155,7 +147,7 @@ class Truth:
 async def test_every_workflow_and_job_value_is_what_the_simulator_answers() -> None:
     async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
-        got = samples(exp.exposition())
+        got = exposition_samples(exp.exposition())
         truth = Truth(sim)
         checked = 0
         for project in sim.world.projects:
@@ -200,7 +192,7 @@ async def test_every_workflow_and_job_value_is_what_the_simulator_answers() -> N
 async def test_trends_tests_and_flaky_tests_match_the_simulator() -> None:
     async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
-        got = samples(exp.exposition())
+        got = exposition_samples(exp.exposition())
         truth = Truth(sim)
         project = sim.world.projects[0]
         workflow = project.workflows[0].name
@@ -253,7 +245,7 @@ async def test_kebab_case_flaky_tests_give_the_same_numbers() -> None:
             totals.append(
                 {
                     str(sorted(labels)): v
-                    for (name, labels), v in samples(exp.exposition()).items()
+                    for (name, labels), v in exposition_samples(exp.exposition()).items()
                     if name.startswith("circleci_insights_flaky_test")
                 }
             )
@@ -263,7 +255,7 @@ async def test_kebab_case_flaky_tests_give_the_same_numbers() -> None:
 async def test_org_summary_rows_and_collection_health() -> None:
     async with simulator() as sim, exporter(sim) as exp:
         await exp.insights.sweep()
-        got = samples(exp.exposition())
+        got = exposition_samples(exp.exposition())
         org = sim.world.projects[0].organization.slug
         summary = await Truth(sim).get(f"/insights/{org}/summary", **{"reporting-window": WINDOW})
         key = frozenset({("org", org), ("window", WINDOW)})

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from exporter.catalog import BY_NAME
+from tests.conftest import EXPORTER
 from tests.rules.binaries import free_port
 
-EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 _HEADER = re.compile(r"^# (?P<what>HELP|TYPE) (?P<name>\S+) (?P<text>.*)$")
 # One family of each part of the exporter that names metrics: live collection (state), the

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 
 from exporter.simulator import SimConfig, World
+from tests.conftest import EXPORTER
 from tests.rules.binaries import free_port
-
-EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 
 
 @contextmanager

@@ -8,18 +8,17 @@ All for multi-value ones).
 
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from grafana.generate.queries import expand, label_values_variables, load_dashboards, queries
+from tests.conftest import EXPORTER
 from tests.grafana.dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer
 from tests.rules.binaries import free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
-EXPORTER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "circleci-exporter"
 DASHBOARDS = load_dashboards()
 
 # Panels the demo must fill. Others may rightly be empty (no 429s, no webhooks, no approval

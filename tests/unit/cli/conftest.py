@@ -4,7 +4,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_support import EXPORTER, Run
+from cli_support import Run
+
+from tests.conftest import EXPORTER
 
 
 @pytest.fixture

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import subprocess
 
-from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as parse_openmetrics,
-)
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.metrics import render
 from exporter.state import Buckets, State, updates
+from tests.conftest import exposition_samples
 
 P = "gh/acme/api"
 ODD = 'feat/"quoted" back\\slash\nnewline'
@@ -28,18 +26,10 @@ def rendered() -> tuple[str, str]:
     return result.text.decode(), result.openmetrics.decode() + "# EOF\n"
 
 
-def samples(families: object) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in families  # type: ignore[attr-defined]
-        for s in family.samples
-    }
-
-
 def test_both_formats_parse_to_the_same_samples() -> None:
     text, openmetrics = rendered()
-    from_text = samples(parse_text(text))
-    assert from_text == samples(parse_openmetrics(openmetrics))
+    from_text = exposition_samples(text)
+    assert from_text == exposition_samples(openmetrics, openmetrics=True)
     key = ("circleci_workflow_runs_total", frozenset({
         ("project", P), ("branch", ODD), ("workflow", "build"), ("status", "failed")}))  # fmt: skip
     assert from_text[key] == 1.0

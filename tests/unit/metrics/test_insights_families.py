@@ -20,6 +20,7 @@ from exporter.state.insights import (
     UsageStats,
     WorkflowStats,
 )
+from tests.conftest import exposition_samples
 
 P = "gh/acme/api"
 W = "last-7-days"
@@ -93,16 +94,8 @@ def rendered_text(insights: InsightsSnapshot | None) -> str:
     return render(state.snapshot(1_764_000_000.0), intervals, insights).text.decode()
 
 
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def value(text: str, name: str, **labels: str) -> float | None:
-    return samples(text).get((name, frozenset(labels.items())))
+    return exposition_samples(text).get((name, frozenset(labels.items())))
 
 
 def test_workflow_gauges_with_window_and_duration_stats() -> None:
@@ -117,7 +110,7 @@ def test_workflow_gauges_with_window_and_duration_stats() -> None:
     assert value(text, "circleci_insights_workflow_mttr_seconds", **build) == 3120
     durations = {
         dict(labels)["stat"]: v
-        for (name, labels), v in samples(text).items()
+        for (name, labels), v in exposition_samples(text).items()
         if name == "circleci_insights_workflow_duration_seconds"
         and dict(labels)["workflow"] == "build-and-test"
     }
