@@ -5,16 +5,13 @@ described, including the self-metrics the API client, collectors and webhook rec
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from exporter.catalog import BY_NAME
-from tests.conftest import EXPORTER
-from tests.rules.binaries import free_port
+from tests.conftest import running_demo
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 _HEADER = re.compile(r"^# (?P<what>HELP|TYPE) (?P<name>\S+) (?P<text>.*)$")
@@ -32,34 +29,14 @@ MUST_APPEAR = (
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`circleci-exporter --demo` on a free port, once its first Insights sweep is served."""
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = tmp_path_factory.mktemp("demo") / "exporter.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(EXPORTER), "--demo", "--web.listen-address", url.removeprefix("http://")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while not _serves_all(url):
-            if process.poll() is not None:
-                pytest.fail(f"the demo exited: {log_path.read_text(errors='replace')}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the demo never served {MUST_APPEAR}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
+    def serves_all(address: str) -> bool:
+        text = httpx.get(f"http://{address}/metrics", timeout=5).text
+        return all(f"# TYPE {name} " in text for name in MUST_APPEAR)
 
-def _serves_all(url: str) -> bool:
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
-    except httpx.TransportError:
-        return False
-    return all(f"# TYPE {name} " in text for name in MUST_APPEAR)
+    log_dir = tmp_path_factory.mktemp("demo")
+    with running_demo(log_dir, serves_all, f"the demo to serve {MUST_APPEAR}", 120) as address:
+        yield f"http://{address}"
 
 
 def _unescape(help_text: str) -> str:

@@ -6,16 +6,15 @@ variables set as a user would pick them (the busiest value of each single-value 
 All for multi-value ones).
 """
 
-import subprocess
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from grafana.generate.queries import expand, label_values_variables, load_dashboards, queries
-from tests.conftest import EXPORTER
+from tests.conftest import running_demo
 from tests.grafana.dashboard_prometheus import GRAFANA_INTERVALS, PrometheusServer
-from tests.rules.binaries import free_port, wait_until
+from tests.rules.binaries import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -84,29 +83,13 @@ MUST_HAVE_DATA = {
 @pytest.fixture(scope="module")
 def demo_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The exporter in --demo mode on a free loopback port; yields its host:port."""
-    address = f"127.0.0.1:{free_port()}"
-    log_path = tmp_path_factory.mktemp("exporter") / "exporter.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(EXPORTER), "--demo", "--web.listen-address", address, "--log.level", "warning"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
 
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"exporter exited: {log_path.read_text(errors='replace')}")
-        try:
-            return httpx.get(f"http://{address}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
+    def healthy(address: str) -> bool:
+        return httpx.get(f"http://{address}/healthz", timeout=2).status_code == 200
 
-    try:
-        wait_until(healthy, "the demo exporter's /healthz", 60)
+    log_dir = tmp_path_factory.mktemp("exporter")
+    with running_demo(log_dir, healthy, "the demo exporter's /healthz", 60) as address:
         yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
