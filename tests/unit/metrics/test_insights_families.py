@@ -24,12 +24,6 @@ from tests.conftest import exposition_samples
 
 P = "gh/acme/api"
 W = "last-7-days"
-# Gauges the metric contract (shared/design/metrics.md) names `..._runtime_seconds`;
-# promtool's lint wants `_total` on counters only. Kept as the contract says: the lead decides.
-CONTRACT_TOTAL_GAUGES = {
-    "circleci_insights_org_runtime_seconds",
-    "circleci_insights_project_runtime_seconds",
-}
 
 
 def stats(runs: int, failed: int, credits: float | None, **durations: float) -> RunStats:
