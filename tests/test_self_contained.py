@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "circleci-api.md"
 
 # A sibling folder of the checkout, or a path that only exists on one machine.
-_OUTSIDE = re.compile(r"\.\./shared\b|(?<![\w.~-])/(?:work|home|root|Users)/[\w.-]")
+_OUTSIDE = re.compile(
+    r"\.\./shared\b|(?<![\w./-])shared/(?:design|circleci)/"
+    r"|(?<![\w.~-])/(?:work|home|root|Users)/[\w.-]"
+)
 # `docs/circleci-api.md §Rate limits`, or `circleci-api.md §Pagination` when the line is short.
 _CITATION = re.compile(r"circleci-api\.md §")
 _SECTION = re.compile(r"^## \d+\. (.+)$", re.MULTILINE)
@@ -43,7 +46,8 @@ def test_the_file_list_is_real() -> None:
 
 
 def test_the_pattern_catches_what_it_must() -> None:
-    for bad in ["../shared/design/metrics.md", "/work/shared/x", '"/home/dev/ci"', "/root/.cache"]:
+    bad_paths = ["../shared/design/metrics.md", "(shared/design/metrics.md)", "/work/shared/x"]
+    for bad in [*bad_paths, '"/home/dev/ci"', "/root/.cache"]:
         assert _OUTSIDE.search(bad), bad
     for fine in ["https://example.com/work/x", "docs/work/notes", "~/work/x", "/metrics"]:
         assert not _OUTSIDE.search(fine), fine
