@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from tests.rules.binaries import free_port, wait_until
+from tests.rules.binaries import Server, free_port, running_process
 
 # The installed `circleci-exporter` command of the interpreter running the tests.
 EXPORTER = Path(sys.executable).parent / "circleci-exporter"
@@ -41,31 +39,14 @@ def exposition_samples(body: str, *, openmetrics: bool = False) -> Samples:
 
 
 @contextmanager
-def running_demo(
-    log_dir: Path, ready: Callable[[str], bool], what: str, within: float
-) -> Iterator[str]:
-    """`circleci-exporter --demo` on a free loopback port; yields its `host:port` once
-    `ready(address)` holds, and stops it when the block ends."""
-    address = f"127.0.0.1:{free_port()}"
-    log_path = log_dir / "exporter.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(EXPORTER), "--demo", "--web.listen-address", address, "--log.level", "warning"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def check() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the demo exited: {log_path.read_text(errors='replace')}")
-        try:
-            return ready(address)
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(check, what, within)
-        yield address
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+def running_demo(work_dir: Path) -> Iterator[Server]:
+    """`circleci-exporter --demo` on a free loopback port, once `/readyz` answers 200; its
+    output goes to `work_dir/exporter.log`. Stopped when the block ends."""
+    port = free_port()
+    command = [
+        str(EXPORTER), "--demo",
+        "--web.listen-address", f"127.0.0.1:{port}",
+        "--log.level", "warning",
+    ]  # fmt: skip
+    with running_process("exporter", command, port, work_dir, ready_path="/readyz") as server:
+        yield server

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,6 +25,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
 from exporter.simulator.model import Project, Workflow
+from tests.conftest import EXPORTER
 from tests.rules.binaries import (
     Server,
     alertmanager_config_for_test,
@@ -198,9 +198,8 @@ def running_exporter(api_url: str, project: Project, work_dir: Path) -> Iterator
         )
     )
     port = free_port()
-    # The console script of the venv running the tests, so the exporter under test is this one.
     command = [
-        str(Path(sys.executable).parent / "circleci-exporter"),
+        str(EXPORTER),
         "--config", str(config),
         "--web.listen-address", f"127.0.0.1:{port}",
         "--log.level", "warning",

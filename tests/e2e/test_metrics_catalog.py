@@ -12,6 +12,7 @@ import pytest
 
 from exporter.catalog import BY_NAME
 from tests.conftest import running_demo
+from tests.rules.binaries import wait_until
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 _HEADER = re.compile(r"^# (?P<what>HELP|TYPE) (?P<name>\S+) (?P<text>.*)$")
@@ -30,13 +31,13 @@ MUST_APPEAR = (
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`circleci-exporter --demo` on a free port, once its first Insights sweep is served."""
 
-    def serves_all(address: str) -> bool:
-        text = httpx.get(f"http://{address}/metrics", timeout=5).text
+    def serves_all(url: str) -> bool:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
         return all(f"# TYPE {name} " in text for name in MUST_APPEAR)
 
-    log_dir = tmp_path_factory.mktemp("demo")
-    with running_demo(log_dir, serves_all, f"the demo to serve {MUST_APPEAR}", 120) as address:
-        yield f"http://{address}"
+    with running_demo(tmp_path_factory.mktemp("demo")) as server:
+        wait_until(lambda: serves_all(server.url), f"the demo to serve {MUST_APPEAR}", 120)
+        yield server.url
 
 
 def _unescape(help_text: str) -> str:

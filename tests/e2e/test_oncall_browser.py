@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from tests.rules.binaries import find_binary, free_port, running_process, wait_until
+from tests.conftest import running_demo
+from tests.rules.binaries import find_binary, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 # Flags for a sandboxed CI machine: no GPU, no network of its own, no first-run or sync chatter.
@@ -79,14 +79,7 @@ def _red_with_log(base: str) -> dict[str, Any] | None:
 
 
 def test_on_call_page_in_headless_chromium(tmp_path: Path) -> None:
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "circleci-exporter"),
-        "--demo",
-        "--web.listen-address", f"127.0.0.1:{port}",
-        "--log.level", "warning",
-    ]  # fmt: skip
-    with running_process("exporter", command, port, tmp_path, ready_path="/readyz") as exporter:
+    with running_demo(tmp_path) as exporter:
         found: list[dict[str, Any]] = []
 
         def red_row_ready() -> bool:
