@@ -29,12 +29,13 @@ from _common import Row, print_parameters, print_table, verdict
 
 from exporter.circleci import CircleCIClient
 from exporter.collect.live import LiveCollector
-from exporter.collect.project import PROJECT_CONCURRENCY, ProjectCollector
+from exporter.collect.project import ProjectCollector
 from exporter.components import build_components
-from exporter.settings import Settings, load_settings
+from exporter.settings import CollectSettings, Settings, load_settings
 from exporter.simulator import RunningSimulator, SimClock, SimConfig, World
 from exporter.state import State
 
+PROJECT_CONCURRENCY = CollectSettings().max_concurrency_per_project
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HISTORY = timedelta(days=7)
 

@@ -199,6 +199,12 @@ PROCESS = (
     Family("circleci_exporter_webhook_events_total", "counter", ("event", "outcome"),
            "Webhook deliveries received, by event type and outcome (applied, duplicate, "
            "invalid_signature, malformed, ignored, too_large).", "exporter"),
+    # Limits against a hostile or broken peer (docs/operations.md).
+    Family("circleci_exporter_api_page_limit_hits_total", "counter", ("endpoint",),
+           "Paginated reads stopped at api.max_pages, by operation.", "exporter"),
+    Family("circleci_exporter_rate_limited_until_timestamp_seconds", "gauge", ("reason",),
+           "Until when every CircleCI request is held back, by reason (429, "
+           "circuit_breaker); in the past when none is.", "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + EXPORTER + PROCESS

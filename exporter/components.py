@@ -15,7 +15,7 @@ from types import TracebackType
 import anyio
 from prometheus_client import CollectorRegistry
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter, Transport
+from exporter.circleci import ApiTelemetry, Backoff, CircleCIClient, RateLimiter, Transport
 from exporter.collect.events import EVENT_TYPES
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
@@ -79,6 +79,11 @@ def build_client(
         telemetry=ApiTelemetry(registry),
         timeout=api.timeout,
         max_retries=api.max_retries,
+        max_response_bytes=api.max_response_bytes,
+        max_pages=api.max_pages,
+        breaker_failures=api.circuit_breaker_failures,
+        breaker_max_pause=api.circuit_breaker_max_pause,
+        backoff=Backoff(max_server_wait=api.max_rate_limit_wait),
         transport=transport,
     )
 

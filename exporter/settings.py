@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -43,8 +44,12 @@ InsightsWindow = Literal[
     "last-24-hours", "last-7-days", "last-30-days", "last-60-days", "last-90-days"
 ]
 
-_PROJECT_SLUG = re.compile(r"^(gh|bb|github|bitbucket|circleci)/[^/\s]+/[^/\s]+$")
-_ORG_SLUG = re.compile(r"^(gh|bb|github|bitbucket|circleci)/[^/\s]+$")
+# One slug segment: what GitHub, Bitbucket and CircleCI allow in org and repository names (and
+# uuids), never `.` or `..`, which would walk up the API path, nor `?`, `#` or `%`.
+_SEGMENT = r"(?!\.+(?:/|$))[A-Za-z0-9_.-]+"
+_VCS = r"(gh|bb|github|bitbucket|circleci)"
+_PROJECT_SLUG = re.compile(rf"^{_VCS}/{_SEGMENT}/{_SEGMENT}$")
+_ORG_SLUG = re.compile(rf"^{_VCS}/{_SEGMENT}$")
 _LONG_VCS = {"github": "gh", "bitbucket": "bb"}
 
 # Polling faster than this against circleci.com burns the unpublished per-user rate limit
@@ -66,7 +71,28 @@ def _short_vcs(slug: str) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are never meaningful settings (`interval: .nan` made polling a tight
+    # loop), so every number must be finite, and most have a documented range besides.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+_DAY = 86400.0
+_YEAR = 365 * _DAY
+_CENTURY = 100 * _YEAR
+# Paths the web server serves itself; the metrics path may not hide one of them.
+RESERVED_PATHS = ("/", "/healthz", "/readyz", "/webhooks/circleci")
+
+
+def _clean_token(value: str, key: str) -> str:
+    """Surrounding whitespace (a Secret's trailing newline) goes; inner whitespace or non-ASCII
+    cannot be sent in a header, so it is refused, without echoing the token."""
+    token = value.strip()
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise ValueError(
+            f"{key}: the token holds whitespace, control or non-ASCII characters; "
+            "check how it was copied"
+        )
+    return token
 
 
 _BRANCHES_HELP = '"default" (the project\'s default branch) and glob patterns.'
@@ -77,7 +103,7 @@ _TAGS_HELP = "Track tag pipelines too."
 class BranchRules(_Section):
     """Which branches of a project are tracked; unset rules fall back to `defaults`."""
 
-    branches: list[str] | None = Field(default=None, description=_BRANCHES_HELP)
+    branches: list[str] | None = Field(default=None, min_length=1, description=_BRANCHES_HELP)
     other_branches: Literal["drop", "fold"] | None = Field(
         default=None, description=_OTHER_BRANCHES_HELP
     )
@@ -119,7 +145,7 @@ class OrgSettings(BranchRules):
 class Defaults(_Section):
     """Branch rules for every project that does not set its own."""
 
-    branches: list[str] = Field(default=["default"], description=_BRANCHES_HELP)
+    branches: list[str] = Field(default=["default"], min_length=1, description=_BRANCHES_HELP)
     other_branches: Literal["drop", "fold"] = Field(
         default="drop", description=_OTHER_BRANCHES_HELP
     )
@@ -139,18 +165,71 @@ class ApiSettings(_Section):
     )
     # CircleCI publishes no numbers; 10/s with bursts of 20 stays well inside what the
     # CircleCI server docs give as a per-user limit (150 req/s) and is plenty for polling.
-    requests_per_second: float = Field(default=10.0, gt=0, description="Global request rate.")
-    burst: int = Field(default=20, ge=1, description="Requests allowed back to back.")
-    max_concurrency: int = Field(default=16, ge=1, description="Requests in flight at once.")
-    timeout: Duration = Field(default=30.0, description="Timeout of one request.")
-    max_retries: int = Field(default=5, ge=0, description="Retries of one request.")
+    requests_per_second: float = Field(
+        default=10.0, gt=0, le=10000, description="Global request rate."
+    )
+    burst: int = Field(default=20, ge=1, le=10000, description="Requests allowed back to back.")
+    max_concurrency: int = Field(
+        default=16, ge=1, le=1024, description="Requests in flight at once, all projects."
+    )
+    timeout: Duration = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Deadline of one request attempt: connect, headers and the whole body.",
+    )
+    max_retries: int = Field(default=5, ge=0, le=100, description="Retries of one request.")
+    max_response_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest response body read; a larger one fails the request unread.",
+    )
+    max_pages: int = Field(
+        default=100,
+        ge=1,
+        le=100000,
+        description="Pages read per list request; past it the pages read so far are used.",
+    )
+    max_rate_limit_wait: Duration = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest pause of every request after a 429, whatever Retry-After says.",
+    )
+    circuit_breaker_failures: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Connection failures in a row, all projects, that pause every request.",
+    )
+    circuit_breaker_max_pause: Duration = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest such pause; it doubles from 1s while the failures go on.",
+    )
 
     @field_validator("url")
     @classmethod
     def _valid_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # Never echoed: the user part may well be the token itself.
+            raise ValueError(
+                "credentials in the URL (user@host) are refused; set the token with "
+                "CIRCLECI_TOKEN or CIRCLECI_TOKEN_FILE"
+            )
         return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _valid_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        return SecretStr(_clean_token(value.get_secret_value(), "api.token"))
 
     def resolved_token(self) -> SecretStr | None:
         """The token itself, read from `token_file` when no token is set directly."""
@@ -170,31 +249,38 @@ class ApiSettings(_Section):
             ) from None
         if not text:
             raise ConfigError([f"api.token_file: {str(self.token_file)!r} is empty"])
-        return SecretStr(text)
+        try:
+            return SecretStr(_clean_token(text, "api.token_file"))
+        except ValueError as err:
+            raise ConfigError([str(err)]) from None
 
 
 class CollectSettings(_Section):
     """What is polled, and how often."""
 
-    interval: Duration = Field(default=30.0, description="Live polling interval.")
-    insights_interval: Duration = Field(default=900.0, description="Insights polling interval.")
+    interval: Duration = Field(default=30.0, le=_DAY, description="Live polling interval.")
+    insights_interval: Duration = Field(
+        default=900.0, le=_DAY, description="Insights polling interval."
+    )
     insights_window: InsightsWindow = Field(
         default="last-30-days", description="Insights reporting window."
     )
     lookback: Duration = Field(
-        default=86400.0, description="History read at start-up to set the last_* gauges."
+        default=86400.0,
+        le=_CENTURY,
+        description="History read at start-up to set the last_* gauges.",
     )
     series_ttl: Duration = Field(
-        default=7 * 86400.0, description="Series not seen for this long are removed."
+        default=7 * 86400.0, le=_CENTURY, description="Series not seen for this long are removed."
     )
     discovery_interval: Duration = Field(
-        default=600.0, description="How often `orgs:` are searched for projects."
+        default=600.0, le=_DAY, description="How often `orgs:` are searched for projects."
     )
     project_refresh_interval: Duration = Field(
-        default=6 * 3600.0, description="How often project details are re-read."
+        default=6 * 3600.0, le=_YEAR, description="How often project details are re-read."
     )
     interval_with_webhooks: Duration = Field(
-        default=300.0, description="Live polling interval while webhooks arrive."
+        default=300.0, le=_DAY, description="Live polling interval while webhooks arrive."
     )
     tests: bool = Field(default=True, description="Fetch test results of completed jobs.")
     job_details: bool = Field(default=True, description="Fetch job details (queue time).")
@@ -202,14 +288,23 @@ class CollectSettings(_Section):
         default=True,
         description="Read the failing step of each failed job on a tracked branch (API v1.1).",
     )
+    max_concurrency_per_project: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Requests of one project in flight at once, within api.max_concurrency, "
+        "so that one slow project cannot hold every slot.",
+    )
 
 
 class InsightsSettings(_Section):
     """The Insights metrics (success rates, flaky tests, slowest tests)."""
 
     enabled: bool = Field(default=True, description="Poll the Insights endpoints.")
-    top_tests: int = Field(default=20, ge=0, description="Test series per workflow, highest first.")
-    top_flaky_tests: int = Field(default=50, ge=0, description="Flaky tests per project.")
+    top_tests: int = Field(
+        default=20, ge=0, le=10000, description="Test series per workflow, highest first."
+    )
+    top_flaky_tests: int = Field(default=50, ge=0, le=10000, description="Flaky tests per project.")
 
 
 class MetricsSettings(_Section):
@@ -233,6 +328,8 @@ class MetricsSettings(_Section):
     def _increasing(cls, value: list[float]) -> list[float]:
         if not value or any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("buckets must be a non-empty, strictly increasing list")
+        if value[0] < 0:
+            raise ValueError("buckets must not be negative")
         return value
 
 
@@ -264,8 +361,10 @@ class WebSettings(_Section):
     @field_validator("telemetry_path")
     @classmethod
     def _valid_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must start with /")
+        if not re.fullmatch(r"/[A-Za-z0-9_.~/-]*", value):
+            raise ValueError(f"{value!r} must be a plain path starting with /")
+        if value.rstrip("/") in {p.rstrip("/") for p in RESERVED_PATHS}:
+            raise ValueError(f"{value!r} would hide {', '.join(RESERVED_PATHS)}: pick another")
         return value
 
 
@@ -329,7 +428,8 @@ class LogSettings(_Section):
 def host_port(address: str) -> tuple[str, int]:
     """Split `host:port` (`:10027` means every interface)."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # isdigit() alone admits other scripts' digits (`:١٢٣٤`), which int() then accepts.
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not host:port, e.g. :10027 or 127.0.0.1:10027")
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
@@ -408,11 +508,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _unique_projects(self) -> Settings:
+        # CircleCI compares slugs case-insensitively: gh/a/b and gh/A/B are one project.
         seen: set[str] = set()
         for project in self.projects:
-            if project.slug in seen:
+            if project.slug.lower() in seen:
                 raise ValueError(f"projects: {project.slug} is listed twice")
-            seen.add(project.slug)
+            seen.add(project.slug.lower())
+        return self
+
+    @model_validator(mode="after")
+    def _project_share_within_the_cap(self) -> Settings:
+        if self.collect.max_concurrency_per_project > self.api.max_concurrency:
+            raise ValueError(
+                "collect.max_concurrency_per_project: must not exceed api.max_concurrency "
+                f"({self.api.max_concurrency})"
+            )
         return self
 
     @classmethod

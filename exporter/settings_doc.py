@@ -13,6 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
@@ -75,6 +76,22 @@ def _default(field: FieldInfo, duration: bool) -> str:
     return f"`{json.dumps(value)}`"
 
 
+def _range(field: FieldInfo, duration: bool) -> str:
+    """The documented range of a number, from the field's constraints."""
+    show = format_duration if duration else (lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+    low = high = ""
+    for rule in field.metadata:
+        if isinstance(rule, annotated_types.Gt):
+            low = f"> {show(rule.gt)}"  # type: ignore[arg-type]
+        elif isinstance(rule, annotated_types.Ge):
+            low = f">= {show(rule.ge)}"  # type: ignore[arg-type]
+        elif isinstance(rule, annotated_types.Le):
+            high = f"<= {show(rule.le)}"  # type: ignore[arg-type]
+    if duration and not low:
+        low = "> 0s"
+    return f" Range: {', '.join(p for p in (low, high) if p)}." if low or high else ""
+
+
 def _cell(text: str) -> str:
     # `<org-id>` would otherwise be read as an HTML tag and vanish from the rendered page.
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
@@ -89,7 +106,7 @@ def _key_table(model: type[BaseModel], env_section: str | None) -> list[str]:
         row = [f"`{name}`", _type_name(field.annotation, duration), _default(field, duration)]
         if env_section:
             row.append(f"`{ENV_PREFIX}{env_section.upper()}__{name.upper()}`")
-        row.append(field.description or "")
+        row.append((field.description or "") + _range(field, duration))
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return lines
 
@@ -138,7 +155,8 @@ def render() -> str:
         " errors at every level. `circleci-exporter --check-config` validates the sources and"
         " prints the effective configuration with the token masked.",
         "",
-        "Durations are Prometheus-style (`30s`, `5m`, `1h30m`, `7d`) or plain seconds.",
+        "Durations are Prometheus-style (`30s`, `5m`, `1h30m`, `7d`) or plain seconds. Every"
+        " number must be finite (`.nan`, `.inf` and `1e999` are refused) and inside its range.",
         "",
         "## Environment variables",
         "",

@@ -8,6 +8,7 @@ from exporter.circleci.errors import (
     MalformedResponseError,
     NotFoundError,
     PaginationLoopError,
+    ResponseTooLargeError,
     TokenRefusedError,
     TransportFailedError,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "NotFoundError",
     "PaginationLoopError",
     "RateLimiter",
+    "ResponseTooLargeError",
     "TokenRefusedError",
     "Transport",
     "TransportFailedError",

@@ -5,9 +5,13 @@ OpenAPI operationId, and is retried on 429, 5xx, timeouts and connection errors.
 and other 4xx are final. Responses are parsed into the lenient models of `exporter.circleci.models`.
 """
 
+from __future__ import annotations
+
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -15,10 +19,12 @@ from urllib.parse import quote
 
 import anyio
 import httpx
+from httpx import codes
 from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from exporter import __version__
 from exporter.circleci import models, slugs
+from exporter.circleci.breaker import CircuitBreaker
 from exporter.circleci.errors import (
     ApiStatusError,
     CircleCIError,
@@ -26,10 +32,12 @@ from exporter.circleci.errors import (
     MalformedResponseError,
     NotFoundError,
     PaginationLoopError,
+    ResponseTooLargeError,
     TokenRefusedError,
     TransportFailedError,
 )
 from exporter.circleci.ratelimit import RateLimiter
+from exporter.circleci.redact import Redactor
 from exporter.circleci.retry import Backoff
 from exporter.circleci.telemetry import ApiTelemetry
 
@@ -51,6 +59,12 @@ _STATUS_ERRORS: dict[int, type[ApiStatusError]] = {
     404: NotFoundError,
 }
 _MAX_MESSAGE_CHARS = 200
+_MAX_TEXT_BYTES = 4096  # of a body quoted in an error message
+# Bodies above this are parsed in a worker thread, off the event loop; a typical page is ~20 kB.
+_PARSE_IN_THREAD_BYTES = 256 * 1024
+# Defaults of the limits (see ApiSettings, where each is a setting).
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_PAGES = 100
 _OUTPUT_LINES = TypeAdapter(list[models.OutputLine])
 
 
@@ -70,17 +84,28 @@ class CircleCIClient:
         telemetry: ApiTelemetry,
         timeout: float = 30.0,
         max_retries: int = 5,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        breaker_failures: int = 10,
+        breaker_max_pause: float = 300.0,
         transport: Transport | None = None,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if max_response_bytes < 1 or max_pages < 1:
+            raise ValueError("max_response_bytes and max_pages must be >= 1")
         self._base_url = base_url.rstrip("/")
         self._token = token
+        self._redact = Redactor([token.get_secret_value()] if token is not None else [])
         self._limiter = limiter
         self._telemetry = telemetry
+        self._deadline = timeout
         self._max_retries = max_retries
+        self._max_response_bytes = max_response_bytes
+        self._max_pages = max_pages
+        self._breaker = CircuitBreaker(breaker_failures, max_pause=breaker_max_pause)
         self._backoff = backoff or Backoff()
         self._sleep = sleep
         headers = {
@@ -438,7 +463,7 @@ class CircleCIClient:
     async def _send_model(
         self, operation: str, method: str, path: str, body: dict[str, Any], model: type[ModelT]
     ) -> ModelT:
-        data = await self._request(operation, method, path, json=body)
+        data = await self._request(operation, method, path, payload=body)
         return _validate(operation, model.model_validate, data)
 
     async def _paginate(
@@ -467,6 +492,14 @@ class CircleCIClient:
         token: str | None = None
         pages = 0
         while True:
+            if pages >= self._max_pages:
+                # A server that always hands out a fresh token would be paged forever.
+                self._telemetry.count_page_limit_hit(operation)
+                logger.warning(
+                    "stopped paging at the page limit; keeping the pages read",
+                    extra={"endpoint": operation, "pages": pages, "setting": "api.max_pages"},
+                )
+                return
             pages += 1
             page_params = params.set("page-token", token) if token else params
             data = await self._request(operation, "GET", path, params=page_params)
@@ -489,7 +522,7 @@ class CircleCIClient:
         path: str,
         *,
         params: httpx.QueryParams | None = None,
-        json: dict[str, Any] | None = None,
+        payload: dict[str, Any] | None = None,
         text: bool = False,
         presigned: bool = False,
     ) -> Any:
@@ -498,19 +531,26 @@ class CircleCIClient:
         http = self._presigned if presigned else self._http
         attempt = 0
         while True:
-            response, failure = await self._attempt(
-                http, operation, method, path, params, json, attempt
-            )
-            if response is not None and response.is_success:
-                return response.text if text else self._json(operation, response)
-            reason = _retry_reason(response, failure)
+            outcome = await self._attempt(http, operation, method, path, params, payload, attempt)
+            if isinstance(outcome, _Failure):
+                response, failure = None, outcome
+                reason: str | None = outcome.reason
+                pause = self._breaker.failed()
+                if pause is not None:
+                    self._pause_everything("circuit_breaker", pause)
+            else:
+                response, failure = outcome, None
+                self._breaker.answered()
+                if response.is_success:
+                    return response.text if text else await self._parse(operation, response)
+                reason = _retry_reason(response.status_code)
             if reason is None:
                 raise self._final_error(operation, response, failure, attempt + 1)
             wait = self._backoff.wait_for(response, attempt)
             if reason == "429":
                 # A 429 is about the whole token, so every request waits, not only this one,
                 # even when this request has no retry left.
-                self._limiter.block_until(self._limiter.now() + wait)
+                self._pause_everything("429", wait)
             if attempt >= self._max_retries:
                 raise self._final_error(operation, response, failure, attempt + 1)
             self._telemetry.count_retry(operation, reason)
@@ -527,6 +567,15 @@ class CircleCIClient:
                 await self._sleep(wait)
             attempt += 1
 
+    def _pause_everything(self, reason: str, seconds: float) -> None:
+        self._limiter.block_until(self._limiter.now() + seconds)
+        self._telemetry.pause(reason, seconds)
+        if reason == "circuit_breaker":
+            logger.warning(
+                "CircleCI unreachable: every request paused",
+                extra={"pause_seconds": round(seconds, 3), "reason": reason},
+            )
+
     async def _attempt(
         self,
         http: httpx.AsyncClient,
@@ -534,49 +583,103 @@ class CircleCIClient:
         method: str,
         path: str,
         params: httpx.QueryParams | None,
-        json: dict[str, Any] | None,
+        payload: dict[str, Any] | None,
         attempt: int,
-    ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
+    ) -> _Response | _Failure:
         logged_path = path.partition("?")[0]  # a pre-signed URL's query is a credential
         async with self._limiter.slot():
             started = time.perf_counter()
             try:
-                response = await http.request(method, path, params=params, json=json)
+                # One deadline for connect, headers and the whole body: httpx's timeouts are
+                # per read, so a body trickling in a byte at a time would never time out.
+                with anyio.fail_after(self._deadline):
+                    response = await self._receive(http, operation, method, path, params, payload)
+            except TimeoutError:
+                failure = _Failure(
+                    "timeout", "Deadline", f"no full answer within {self._deadline:g} s deadline"
+                )
             except httpx.TransportError as exc:
+                reason = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+                failure = _Failure(reason, type(exc).__name__, self._one_line(str(exc)))
+            except ResponseTooLargeError:
+                self._telemetry.observe_request(
+                    operation, "too_large", time.perf_counter() - started
+                )
+                raise
+            else:
                 elapsed = time.perf_counter() - started
-                self._telemetry.observe_request(operation, "error", elapsed)
+                self._telemetry.observe_request(operation, str(response.status_code), elapsed)
                 logger.debug(
-                    "CircleCI request failed",
+                    "CircleCI request",
                     extra={
                         "endpoint": operation,
                         "method": method,
                         "path": logged_path,
                         "attempt": attempt + 1,
-                        "error_type": type(exc).__name__,
+                        "status": response.status_code,
                         "duration_seconds": round(elapsed, 3),
                     },
                 )
-                return None, exc
+                return response
         elapsed = time.perf_counter() - started
-        self._telemetry.observe_request(operation, str(response.status_code), elapsed)
+        code = "timeout" if failure.reason == "timeout" else "error"
+        self._telemetry.observe_request(operation, code, elapsed)
         logger.debug(
-            "CircleCI request",
+            "CircleCI request failed",
             extra={
                 "endpoint": operation,
                 "method": method,
                 "path": logged_path,
                 "attempt": attempt + 1,
-                "status": response.status_code,
+                "error_type": failure.error_type,
                 "duration_seconds": round(elapsed, 3),
             },
         )
-        return response, None
+        return failure
 
-    def _json(self, operation: str, response: httpx.Response) -> Any:
+    async def _receive(
+        self,
+        http: httpx.AsyncClient,
+        operation: str,
+        method: str,
+        path: str,
+        params: httpx.QueryParams | None,
+        payload: dict[str, Any] | None,
+    ) -> _Response:
+        """Send the request and read the body, refusing one larger than `max_response_bytes`
+        before it is all in memory (a chunked answer declares no size up front)."""
+        request = http.build_request(method, path, params=params, json=payload)
+        response = await http.send(request, stream=True)
+        limit = self._max_response_bytes
+        too_large = ResponseTooLargeError(
+            operation, f"the response exceeds api.max_response_bytes ({limit} bytes)"
+        )
         try:
-            return response.json()
-        except ValueError:
-            snippet = self._one_line(response.text)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise too_large
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return _Response(response.status_code, response.headers, b"".join(chunks))
+
+    async def _parse(self, operation: str, response: _Response) -> Any:
+        # Parsing megabytes of JSON blocks the event loop (and so /metrics) for seconds.
+        if len(response.body) > _PARSE_IN_THREAD_BYTES:
+            return await anyio.to_thread.run_sync(self._loads, operation, response)
+        return self._loads(operation, response)
+
+    def _loads(self, operation: str, response: _Response) -> Any:
+        try:
+            return json.loads(response.body)
+        except (ValueError, RecursionError):
+            snippet = self._one_line(response.snippet)
             raise MalformedResponseError(
                 operation, f"response is not JSON (HTTP {response.status_code}): {snippet!r}"
             ) from None
@@ -584,47 +687,75 @@ class CircleCIClient:
     def _final_error(
         self,
         operation: str,
-        response: httpx.Response | None,
-        failure: httpx.TransportError | None,
+        response: _Response | None,
+        failure: _Failure | None,
         attempts: int,
     ) -> CircleCIError:
         if response is None:
-            cause = self._one_line(str(failure)) or type(failure).__name__
+            assert failure is not None
+            cause = failure.message or failure.error_type
             return TransportFailedError(
-                operation, f"{type(failure).__name__} after {attempts} attempt(s): {cause}"
+                operation, f"{failure.error_type} after {attempts} attempt(s): {cause}"
             )
         error_class = _STATUS_ERRORS.get(response.status_code, ApiStatusError)
         return error_class(operation, response.status_code, self._error_message(response))
 
-    def _error_message(self, response: httpx.Response) -> str:
+    def _error_message(self, response: _Response) -> str:
         """CircleCI errors are `{"message": ...}`; proxies in front of it may send HTML or text."""
         try:
-            body = response.json()
-        except ValueError:
-            return self._one_line(response.text) or response.reason_phrase
+            body = json.loads(response.body)
+        except (ValueError, RecursionError):
+            return self._one_line(response.snippet) or response.reason_phrase
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             return self._one_line(body["message"])
-        return self._one_line(response.text)
+        return self._one_line(response.snippet)
 
     def _one_line(self, text: str) -> str:
-        line = " ".join(text.split())
-        if self._token is not None:
-            secret = self._token.get_secret_value()
-            if secret:
-                line = line.replace(secret, "***")
+        line = self._redact(" ".join(text.split()))
         if len(line) > _MAX_MESSAGE_CHARS:
             line = line[: _MAX_MESSAGE_CHARS - 1] + "…"
         return line
 
 
-def _retry_reason(
-    response: httpx.Response | None, failure: httpx.TransportError | None
-) -> str | None:
-    if response is None:
-        return "timeout" if isinstance(failure, httpx.TimeoutException) else "connection"
-    if response.status_code == 429:
+@dataclass(frozen=True, slots=True)
+class _Response:
+    """An HTTP answer with its whole body read (within `max_response_bytes`)."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    @property
+    def snippet(self) -> str:
+        """The start of the body, to quote in an error message."""
+        return self.body[:_MAX_TEXT_BYTES].decode("utf-8", errors="replace")
+
+    @property
+    def reason_phrase(self) -> str:
+        return codes.get_reason_phrase(self.status_code)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """No HTTP answer: `reason` is timeout or connection; `message` is already redacted."""
+
+    reason: str
+    error_type: str
+    message: str
+
+
+def _retry_reason(status_code: int) -> str | None:
+    if status_code == 429:
         return "429"
-    if response.status_code >= 500:
+    if status_code >= 500:
         return "5xx"
     return None
 

@@ -47,8 +47,12 @@ class MalformedResponseError(CircleCIError):
     """A 2xx response that is not JSON or does not have the documented shape."""
 
 
+class ResponseTooLargeError(CircleCIError):
+    """The response body was larger than `api.max_response_bytes`; it was not read further."""
+
+
 class TransportFailedError(CircleCIError):
-    """Timeouts or connection errors persisted through every retry."""
+    """Timeouts, deadlines or connection errors persisted through every retry."""
 
 
 class PaginationLoopError(CircleCIError):

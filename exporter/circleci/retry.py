@@ -4,8 +4,16 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
+
+
+class Answer(Protocol):
+    """An HTTP answer; only its headers matter for the wait."""
+
+    @property
+    def headers(self) -> httpx.Headers: ...
 
 
 @dataclass(frozen=True)
@@ -19,13 +27,13 @@ class Backoff:
 
     base: float = 1.0
     cap: float = 60.0
-    max_server_wait: float = 600.0
+    max_server_wait: float = 300.0
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def delay(self, attempt: int) -> float:
         return self.rng.uniform(0.0, min(self.cap, self.base * 2.0**attempt))
 
-    def wait_for(self, response: httpx.Response | None, attempt: int) -> float:
+    def wait_for(self, response: Answer | None, attempt: int) -> float:
         """The server's requested wait when it sent one, else the jittered backoff."""
         requested = server_requested_wait(response.headers) if response is not None else None
         if requested is None:

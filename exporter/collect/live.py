@@ -64,8 +64,9 @@ class LiveCollector:
                 tg.start_soon(self._discover_forever, tg)
 
     def add_project(self, slug: str, rules: BranchRules) -> ProjectCollector | None:
-        """Track a project; None when it is tracked already."""
-        if slug in self.projects:
+        """Track a project; None when it is tracked already (slugs compare case-insensitively,
+        as CircleCI's do: an org feed may spell a configured project with other capitals)."""
+        if slug.lower() in {known.lower() for known in self.projects}:
             return None
         collector = ProjectCollector(
             slug,

@@ -35,10 +35,6 @@ logger = logging.getLogger(__name__)
 # A pipeline that still has no workflow this long after creation will not get one (e.g. every
 # workflow was filtered out): stop re-reading it.
 _NO_WORKFLOW_GRACE = 3600.0
-# Reads within one project run this many at a time: enough to keep the shared rate limit busy
-# while a project is read from scratch, few enough that one busy project cannot fill the
-# limiter's queue ahead of the others.
-PROJECT_CONCURRENCY = 4
 
 
 @dataclass(slots=True)
@@ -249,16 +245,17 @@ class ProjectCollector:
             tracked.finished_jobs.clear()
             tracked.last_status.clear()
 
-    @staticmethod
-    async def _in_parallel(reads: list[Callable[[], Awaitable[None]]]) -> None:
-        """Run the reads, `PROJECT_CONCURRENCY` at a time. The first API error stops the
-        rest and is raised as itself (not in an exception group): the cycle has failed, and
-        what was not read is read next cycle."""
+    async def _in_parallel(self, reads: list[Callable[[], Awaitable[None]]]) -> None:
+        """Run the reads, `max_concurrency_per_project` at a time: enough to keep the shared
+        rate limit busy while a project is read from scratch, few enough that one busy or
+        stuck project cannot hold every slot of the global limiter. The first API error stops
+        the rest and is raised as itself (not in an exception group): the cycle has failed,
+        and what was not read is read next cycle."""
         if len(reads) <= 1:
             for read in reads:
                 await read()
             return
-        slots = anyio.CapacityLimiter(PROJECT_CONCURRENCY)
+        slots = anyio.CapacityLimiter(self.settings.max_concurrency_per_project)
         failures: list[CircleCIError] = []
 
         async def run(read: Callable[[], Awaitable[None]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -36,8 +37,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.projects < 1:
             raise ValueError(f"projects must be at least 1, got {self.projects}")
-        if self.speed <= 0:
-            raise ValueError(f"speed must be positive, got {self.speed}")
+        if not math.isfinite(self.speed) or self.speed <= 0:
+            raise ValueError(f"speed must be a positive finite number, got {self.speed}")
         if self.insights_refresh <= 0:
             raise ValueError(f"insights_refresh must be positive, got {self.insights_refresh}")
         if self.history_seconds < 0:

@@ -184,7 +184,7 @@ async def test_timeout_is_retried(
     )
     assert (await client.get_project(SLUG)).slug == SLUG
     assert _retries(registry, "getProjectBySlug", "timeout") == 1.0
-    assert _requests(registry, "getProjectBySlug", "error") == 1.0
+    assert _requests(registry, "getProjectBySlug", "timeout") == 1.0
 
 
 @pytest.mark.anyio

@@ -126,7 +126,11 @@ def test_unreadable_token_file(
             "10027",
             "web.listen_address: '10027' is not host:port, e.g. :10027 or 127.0.0.1:10027",
         ),
-        ("--web.telemetry-path", "metrics", "web.telemetry_path: 'metrics' must start with /"),
+        (
+            "--web.telemetry-path",
+            "metrics",
+            "web.telemetry_path: 'metrics' must be a plain path starting with /",
+        ),
     ],
 )
 def test_bad_flag_values(
@@ -171,3 +175,30 @@ def test_token_never_in_error_output(run: Run, config_file: Callable[[str], Path
 
     assert result.returncode == 2
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "1e999"])
+def test_non_finite_interval_is_one_line_exit_2(
+    run: Run, config_file: Callable[[str], Path], value: str
+) -> None:
+    path = config_file(f"projects:\n  - slug: gh/acme/api\ncollect:\n  interval: {value}\n")
+    result = run("--check-config", "--config", str(path), env={"CIRCLECI_TOKEN": TOKEN})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("circleci-exporter: collect.interval:")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_non_ascii_token_is_one_line_exit_2(run: Run, config_file: Callable[[str], Path]) -> None:
+    path = config_file("projects:\n  - slug: gh/acme/api\n")
+    result = run("--config", str(path), env={"CIRCLECI_TOKEN": f"{TOKEN}é"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and TOKEN not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("speed", ["nan", "inf", "-1"])
+def test_simulate_refuses_a_non_finite_speed(run: Run, speed: str) -> None:
+    result = run("simulate", "--listen", "127.0.0.1:0", "--speed", speed)
+    assert result.returncode == 2
+    assert result.stderr.startswith("circleci-exporter: simulate: speed")
