@@ -202,6 +202,8 @@ PROCESS = (
     # Limits against a hostile or broken peer (docs/operations.md).
     Family("circleci_exporter_api_page_limit_hits_total", "counter", ("endpoint",),
            "Paginated reads stopped at api.max_pages, by operation.", "exporter"),
+    Family("circleci_exporter_render_errors_total", "counter", (),
+           "Failed renders of /metrics; the last good one is served meanwhile.", "exporter"),
     Family("circleci_exporter_rate_limited_until_timestamp_seconds", "gauge", ("reason",),
            "Until when every CircleCI request is held back, by reason (429, "
            "circuit_breaker); in the past when none is.", "exporter"),

@@ -125,6 +125,7 @@ def build_components(
         insights=insights_store,
         min_gap=min(publish_gap, settings.collect.interval),
         clock=clock,
+        registry=registry,
     )
     client = build_client(settings, registry, transport=transport)
     collect_telemetry = CollectTelemetry(registry)

@@ -10,6 +10,7 @@ Leniency rules, all from docs/circleci-api.md (§Sources, §Live departures):
 - Only what identifies an object (ids, names, numbers, status, creation time) is required.
 """
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -53,8 +54,28 @@ class ApiModel(BaseModel):
     @classmethod
     def _null_means_absent(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None}
+            return {key: clean_text(value) for key, value in data.items() if value is not None}
         return data
+
+
+def clean_text(value: Any) -> Any:
+    """`value` with every lone UTF-16 surrogate in its strings replaced by U+FFFD.
+
+    JSON may escape one (`"\\ud800"`, valid JSON), Python keeps it in the str, and no UTF-8
+    encoder accepts it: one such branch, workflow, job or test name, from the API or a signed
+    webhook, crashed the exposition writer. Every text the API and webhooks send passes
+    through these models, so this is where it is made safe, once.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [clean_text(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(key): clean_text(item) for key, item in value.items()}
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 ItemT = TypeVar("ItemT", bound=ApiModel)

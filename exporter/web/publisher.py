@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 
 import anyio
+from prometheus_client import CollectorRegistry, Counter
 
 from exporter.metrics import Rendered, render
+from exporter.metrics.catalog import BY_NAME
 from exporter.state import Snapshot, State
 from exporter.state.insights import InsightsSnapshot, InsightsStore
 
@@ -30,6 +32,7 @@ class Publisher:
         min_gap: float = 1.0,
         expire_every: float = 60.0,
         clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.state = state
         self.intervals = dict(intervals)
@@ -39,6 +42,10 @@ class Publisher:
         self.clock = clock
         self._wanted = anyio.Event()
         self._expired_at = 0.0
+        spec = BY_NAME["circleci_exporter_render_errors_total"]
+        self._render_errors = Counter(
+            spec.name.removesuffix("_total"), spec.help, registry=registry or CollectorRegistry()
+        )
         self.snapshot: Snapshot = state.snapshot(clock())
         self.rendered: Rendered = render(self.snapshot, self.intervals, self._insights())
 
@@ -53,9 +60,17 @@ class Publisher:
             if removed:
                 logger.info("removed stale series", extra={"keys": removed})
         snapshot = self.state.snapshot(now)
-        self.rendered = await anyio.to_thread.run_sync(
-            render, snapshot, self.intervals, self._insights()
-        )
+        try:
+            self.rendered = await anyio.to_thread.run_sync(
+                render, snapshot, self.intervals, self._insights()
+            )
+        except Exception as err:
+            self._render_errors.inc()
+            logger.error(
+                "rendering the metrics failed; serving the last good ones",
+                extra={"error": f"{type(err).__name__}: {err!r}"},
+            )
+            return
         self.snapshot = snapshot
 
     def _insights(self) -> InsightsSnapshot | None:

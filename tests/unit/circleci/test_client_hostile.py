@@ -15,6 +15,7 @@ import respx
 from prometheus_client import CollectorRegistry
 
 from exporter.circleci import (
+    ApiStatusError,
     Backoff,
     CircleCIClient,
     RateLimiter,
@@ -272,7 +273,7 @@ async def test_an_answer_closes_the_circuit_breaker(
             with pytest.raises(TransportFailedError):
                 await client.get_project(SLUG)
         paused = len(clock.sleeps)
-        with pytest.raises(Exception):
+        with pytest.raises(ApiStatusError):
             await client.get_project(SLUG)  # the 500 answer: the API is reachable again
         for _ in range(2):
             with pytest.raises(TransportFailedError):

@@ -97,7 +97,10 @@ def test_the_metrics_path_cannot_shadow_the_other_pages(
     assert len(problems) == 1 and problems[0].startswith("web.telemetry_path")
 
 
-@pytest.mark.parametrize("address", [":١٢٣٤", "127.0.0.1:１２３４"])
+# Arabic-Indic and fullwidth digits, which str.isdigit() and int() accept.
+@pytest.mark.parametrize(
+    "address", [":\u0661\u0662\u0663\u0664", "127.0.0.1:\uff11\uff12\uff13\uff14"]
+)
 def test_a_port_in_other_digits_is_refused(
     write_config: Callable[[str], Path], address: str
 ) -> None:

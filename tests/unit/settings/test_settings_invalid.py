@@ -79,7 +79,10 @@ def test_unknown_keys(write_config: Callable[[str], Path], text: str, problem: s
             "web:\n  listen_address: localhost\n",
             "web.listen_address: 'localhost' is not host:port, e.g. :10027 or 127.0.0.1:10027",
         ),
-        ("web:\n  telemetry_path: metrics\n", "web.telemetry_path: 'metrics' must be a plain path starting with /"),
+        (
+            "web:\n  telemetry_path: metrics\n",
+            "web.telemetry_path: 'metrics' must be a plain path starting with /",
+        ),
         (
             "log:\n  format: text\n",
             "log.format: Input should be 'logfmt' or 'json'",

@@ -1,0 +1,81 @@
+"""End to end: the exporter process against a hostile CircleCI, one misbehaviour per test
+(issue 12). Each test also asserts the suite's five promises (`assert_survived`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.hostile.fake_circleci import HOSTILE
+from tests.hostile.harness import Exporter, assert_survived, exporter_against
+from tests.rules.binaries import wait_until
+
+
+def _requests(exporter: Exporter, endpoint: str, code: str) -> float:
+    return exporter.value("circleci_exporter_api_requests_total", endpoint=endpoint, code=code) or 0
+
+
+def test_a_trickling_body_times_out_and_the_other_project_stays_fresh(tmp_path: Path) -> None:
+    with exporter_against("trickle", tmp_path) as exporter:
+        wait_until(
+            lambda: _requests(exporter, "listPipelinesForProject", "timeout") >= 1,
+            "the trickling pipeline list to hit the request deadline",
+            timeout=15,
+        )
+        wait_until(lambda: exporter.value("circleci_up", project=HOSTILE) == 0, "down", 15)
+        assert_survived(exporter)
+
+
+def test_an_endless_body_is_cut_at_the_size_cap(tmp_path: Path) -> None:
+    with exporter_against("huge", tmp_path) as exporter:
+        wait_until(
+            lambda: _requests(exporter, "listPipelinesForProject", "too_large") >= 2,
+            "endless pipeline lists to be cut at api.max_response_bytes",
+            timeout=15,
+        )
+        assert "api.max_response_bytes" in exporter.log.read_text()
+        assert_survived(exporter)
+
+
+def test_endless_page_tokens_stop_at_the_page_cap(tmp_path: Path) -> None:
+    with exporter_against("endless_pages", tmp_path) as exporter:
+        hits = "circleci_exporter_api_page_limit_hits_total"
+        wait_until(
+            lambda: (exporter.value(hits, endpoint="listPipelinesForProject") or 0) >= 2,
+            "the page cap to be hit",
+            timeout=15,
+        )
+        cycles = exporter.value(hits, endpoint="listPipelinesForProject") or 0
+        pages = exporter.fake.requests[f"/v2/project/{HOSTILE}/pipeline"]
+        assert pages <= 5 * (cycles + 1)
+        assert "page limit" in exporter.log.read_text()
+        assert_survived(exporter)
+
+
+def test_a_huge_retry_after_pauses_everything_for_the_capped_wait_only(tmp_path: Path) -> None:
+    with exporter_against("rate_limited", tmp_path) as exporter:
+        gauge = "circleci_exporter_rate_limited_until_timestamp_seconds"
+        wait_until(lambda: (exporter.value(gauge, reason="429") or 0) > 0, "the 429 pause", 15)
+        until = exporter.value(gauge, reason="429") or 0
+        # max_rate_limit_wait is 2s in these tests: the 999999 s asked for is capped.
+        assert until <= time.time() + 2.5
+        assert exporter.value(gauge, reason="circuit_breaker") == 0
+        assert_survived(exporter)
+
+
+def test_a_token_echoed_in_errors_appears_nowhere(tmp_path: Path) -> None:
+    with exporter_against("echo_token", tmp_path) as exporter:
+        wait_until(lambda: "collection failed" in exporter.log.read_text(), "the echoing error", 15)
+        assert "***" in exporter.get("/").text
+        wait_until(lambda: exporter.value("circleci_up", project=HOSTILE) == 0, "down", 15)
+        assert_survived(exporter)
+
+
+def test_lone_surrogates_in_every_name_are_replaced_not_fatal(tmp_path: Path) -> None:
+    with exporter_against("surrogates", tmp_path) as exporter:
+        wait_until(lambda: exporter.value("circleci_up", project=HOSTILE) == 1, "hostile up", 15)
+        wait_until(
+            lambda: "build\ufffd" in exporter.get("/metrics").text, "the cleaned workflow", 15
+        )
+        assert exporter.value("circleci_exporter_render_errors_total") == 0
+        assert_survived(exporter)

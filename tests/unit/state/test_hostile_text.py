@@ -1,0 +1,90 @@
+"""A lone surrogate from the API or a webhook cannot crash the exposition (issue 12, item 1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.circleci import models
+from exporter.collect import translate
+from exporter.collect.branches import BranchPolicy
+from exporter.metrics import render
+from exporter.settings import Defaults
+from exporter.state import Buckets, State
+from exporter.web.publisher import Publisher
+
+START = 10_000.0
+# Valid JSON: the escapes decode to lone surrogates, which no UTF-8 encoder accepts.
+HOSTILE = "x\\ud800y\\udfffz"
+
+
+def _parse(model: type[models.ApiModel], text: str) -> models.ApiModel:
+    return model.model_validate(json.loads(text))
+
+
+def _stamp(at: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+def test_surrogates_are_replaced_where_api_and_webhook_text_enters() -> None:
+    workflow = _parse(
+        models.Workflow,
+        f'{{"id": "w1", "name": "{HOSTILE}", "pipeline_id": "p", "pipeline_number": 1,'
+        f' "project_slug": "gh/a/b", "status": "success", "created_at": "{_stamp(START)}"}}',
+    )
+    assert isinstance(workflow, models.Workflow)
+    assert workflow.name == "x\ufffdy\ufffdz"
+    pipeline = _parse(
+        models.Pipeline,
+        f'{{"id": "p", "number": 1, "project_slug": "gh/a/b", "state": "created",'
+        f' "created_at": "{_stamp(START)}",'
+        f' "trigger_parameters": {{"git": {{"branch": "{HOSTILE}"}}}}}}',
+    )
+    assert isinstance(pipeline, models.Pipeline)
+    assert pipeline.branch == "x\ufffdy\ufffdz"
+
+
+def test_a_state_fed_hostile_names_renders_as_utf8() -> None:
+    state = State(watch_start=START, buckets=Buckets((1.0,), (1.0,), (1.0,)), series_ttl=1e9)
+    policy = BranchPolicy(Defaults(branches=["*"]), "main")
+    place = policy.place("main", None)
+    assert place is not None
+    stamp = _stamp(START + 10)
+    workflow = _parse(
+        models.Workflow,
+        f'{{"id": "w1", "name": "{HOSTILE}", "pipeline_id": "p", "pipeline_number": 1,'
+        f' "project_slug": "gh/a/b", "status": "success", "created_at": "{stamp}",'
+        f' "stopped_at": "{stamp}"}}',
+    )
+    assert isinstance(workflow, models.Workflow)
+    state.apply(translate.workflow_update("gh/a/b", workflow, place))
+    rendered = render(state.snapshot(START + 20), {"live": 30.0}, None)
+    assert "x\ufffdy\ufffdz".encode() in rendered.text
+
+
+@pytest.mark.anyio
+async def test_a_failed_render_keeps_the_last_good_body_and_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = State(watch_start=START, buckets=Buckets((1.0,), (1.0,), (1.0,)), series_ttl=1e9)
+    registry = CollectorRegistry()
+    publisher = Publisher(state, {"live": 30.0}, registry=registry, clock=lambda: START)
+    good = publisher.rendered
+
+    def broken(*_: object) -> object:
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr("exporter.web.publisher.render", broken)
+    await publisher.publish_now()
+    await publisher.publish_now()
+    assert publisher.rendered is good
+    assert registry.get_sample_value("circleci_exporter_render_errors_total") == 2
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
