@@ -72,7 +72,8 @@ LIVE = (
     Family("circleci_job_last_completed_duration_seconds", "gauge", _JOB_LABELS,
            f"Duration of the most recent completed job run {_LIVE}.", "live"),
     Family("circleci_job_last_tests", "gauge", (*_JOB_LABELS, "result"),
-           f"Test results of the most recent completed run that reported tests {_LIVE}.", "live"),
+           "Test results of the most recent completed run that reported tests; result is "
+           f"success, failure, skipped or other {_LIVE}.", "live"),
     Family("circleci_job_last_run_info", "info", (*_JOB_LABELS, "job_number", "status", "url"),
            f"The most recent job run; url is its job page on app.circleci.com {_LIVE}.", "live"),
     # On-call depth (issue 16): present while the job's last completed run is a failure.
@@ -198,7 +199,11 @@ PROCESS = (
            "Duration of one collection cycle of one project.", "exporter"),
     Family("circleci_exporter_webhook_events_total", "counter", ("event", "outcome"),
            "Webhook deliveries received, by event type and outcome (applied, duplicate, "
-           "invalid_signature, malformed, ignored, too_large).", "exporter"),
+           "invalid_signature, malformed, ignored, too_large, timeout, overloaded).",
+           "exporter"),
+    Family("circleci_exporter_webhook_dedupe_bytes", "gauge", (),
+           "Bytes of event ids held for deduplication, at most webhooks.dedupe_max_bytes.",
+           "exporter"),
     # Limits against a hostile or broken peer (docs/operations.md).
     Family("circleci_exporter_api_page_limit_hits_total", "counter", ("endpoint",),
            "Paginated reads stopped at api.max_pages, by operation.", "exporter"),

@@ -160,6 +160,9 @@ def build_components(
             event_types=EVENT_TYPES,
             on_applied=publisher.request,
             telemetry=webhook_telemetry,
+            body_timeout=settings.webhooks.body_timeout,
+            max_connections=settings.webhooks.max_connections,
+            dedupe_max_bytes=settings.webhooks.dedupe_max_bytes,
         )
         if secrets
         else None

@@ -384,6 +384,21 @@ class WebhookSettings(_Section):
         description="host:port of a separate server for the webhook endpoint only, so that "
         "/metrics can stay private.",
     )
+    body_timeout: Duration = Field(
+        default=10.0, le=300, description="Time to receive a request's whole body; else 408."
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        le=65535,
+        description="Webhook requests in flight at once; more are refused with 503.",
+    )
+    dedupe_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Memory for the event ids remembered to drop redeliveries.",
+    )
 
     @field_validator("listen_address")
     @classmethod

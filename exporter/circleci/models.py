@@ -6,12 +6,14 @@ Leniency rules, all from docs/circleci-api.md (§Sources, §Live departures):
 - Every field accepts both snake_case and kebab-case keys: the spec documents kebab-case for flaky
   tests, collaborations, schedules and webhooks, while the live API answers snake_case for some.
 - A key sent as `null` counts as absent, so optional fields and lists fall back to their defaults.
-- Timestamps with or without milliseconds become timezone-aware UTC datetimes.
+- Timestamps with or without milliseconds become timezone-aware UTC datetimes; one more than
+  `FUTURE_SKEW` ahead of this machine's clock is clamped to that.
+- Lone UTF-16 surrogates in any text become U+FFFD (`clean_text`).
 - Only what identifies an object (ids, names, numbers, status, creation time) is required.
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -35,7 +37,18 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+# How far ahead of this machine's clock a timestamp may be: clock skew between CircleCI and
+# here. Anything later (a run "stopped" in the year 9999) would keep its series from ever
+# expiring, so it is clamped to now plus this.
+FUTURE_SKEW = timedelta(hours=1)
+
+
+def _not_far_future(value: datetime) -> datetime:
+    latest = datetime.now(UTC) + FUTURE_SKEW
+    return latest if value > latest else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_as_utc), AfterValidator(_not_far_future)]
 
 
 def _snake_or_kebab(field_name: str) -> AliasChoices:

@@ -18,3 +18,5 @@ FAILURES = frozenset({"failed", "error"})
 JOB_FAILURES = frozenset({"failed", "infrastructure_fail", "timedout"})
 
 TEST_RESULTS = ("success", "failure", "skipped")
+# Every other `result` string a test reporter sends is counted under this one.
+OTHER_TEST_RESULT = "other"

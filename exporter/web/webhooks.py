@@ -3,9 +3,11 @@
 Each request is verified, parsed and applied to the state on the event loop, with no API call,
 so it answers within milliseconds (CircleCI retries after 10 s without a 2xx,
 docs/circleci-api.md §Webhook deliveries).
-Statuses: 401 missing or bad signature, 413 body over 1 MiB, 400 not an event, 202 an event
-that is not applied (unknown type, untracked project or branch), 200 applied or duplicate.
-Nothing is applied unless the request is verified and well-formed.
+Statuses: 401 missing or bad signature, 413 body over 1 MiB, 408 body not received within
+`webhooks.body_timeout`, 503 more than `webhooks.max_connections` requests in flight, 400 not
+an event (also JSON nested too deep to parse), 202 an event that is not applied (unknown type,
+untracked project or branch), 200 applied or duplicate. Nothing is applied unless the request
+is verified and well-formed.
 
 This layer only verifies: applying an event to the collectors' picture is the callable it is
 given (the live collector's `apply_event`, wired by `exporter.components`).
@@ -21,7 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -39,8 +42,15 @@ MAX_BODY = 1024 * 1024
 # schedule is undocumented, docs/circleci-api.md §Webhook deliveries); at 1,000 events/s this
 # still covers over a minute, and behind it the state counts each run once by its id anyway.
 DEDUPE_SIZE = 100_000
+# Defaults of the listener's limits (each a `webhooks.` setting).
+DEDUPE_MAX_BYTES = 8 * 1024 * 1024
+BODY_TIMEOUT = 10.0
+MAX_CONNECTIONS = 256
 
-OUTCOMES = ("applied", "duplicate", "invalid_signature", "malformed", "ignored", "too_large")
+OUTCOMES = (
+    "applied", "duplicate", "invalid_signature", "malformed", "ignored", "too_large", "timeout",
+    "overloaded",
+)  # fmt: skip
 # The `event` label of requests whose type is unknown or unverified: an attacker must not be
 # able to mint label values.
 OTHER_EVENT = "other"
@@ -54,9 +64,11 @@ class WebhookTelemetry:
     def __init__(self, registry: CollectorRegistry, event_types: Sequence[str]) -> None:
         spec = BY_NAME["circleci_exporter_webhook_events_total"]
         self._events = Counter(spec.name, spec.help, spec.labels, registry=registry)
-        for event in event_types:
+        for event in (*event_types, OTHER_EVENT):
             for outcome in OUTCOMES:
                 self._events.labels(event, outcome)
+        spec = BY_NAME["circleci_exporter_webhook_dedupe_bytes"]
+        self.dedupe_bytes = Gauge(spec.name, spec.help, registry=registry)
 
     def count(self, event: str, outcome: str) -> None:
         self._events.labels(event, outcome).inc()
@@ -99,19 +111,26 @@ class SignatureVerifier:
 
 
 class RecentIds:
-    """A bounded memory of event ids; the oldest is forgotten first."""
+    """A bounded memory of event ids, in entries and in bytes (a signed event may carry an id
+    of any length); the oldest is forgotten first."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = DEDUPE_MAX_BYTES) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._ids: OrderedDict[str, None] = OrderedDict()
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._ids
 
     def add(self, event_id: str) -> None:
+        if event_id in self._ids or len(event_id) > self.max_bytes:
+            return
         self._ids[event_id] = None
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
+        self.bytes += len(event_id)
+        while len(self._ids) > self.size or self.bytes > self.max_bytes:
+            oldest, _ = self._ids.popitem(last=False)
+            self.bytes -= len(oldest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +159,31 @@ class WebhookReceiver:
         on_applied: Callable[[], None],
         telemetry: WebhookTelemetry,
         dedupe_size: int = DEDUPE_SIZE,
+        dedupe_max_bytes: int = DEDUPE_MAX_BYTES,
+        body_timeout: float = BODY_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.verifier = SignatureVerifier(secrets)
         self.apply = apply
         self.event_types = frozenset(event_types)
         self.on_applied = on_applied
         self.telemetry = telemetry
-        self.seen = RecentIds(dedupe_size)
+        self.seen = RecentIds(dedupe_size, dedupe_max_bytes)
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self._in_flight = 0
 
     async def handle(self, request: Request) -> Response:
-        result = await self._receive(request)
+        if self._in_flight >= self.max_connections:
+            # Slow uploads by the thousand once exhausted the file descriptors of the whole
+            # process; past the cap a request is refused before its body is read.
+            result = _Result(503, "overloaded")
+        else:
+            self._in_flight += 1
+            try:
+                result = await self._receive(request)
+            finally:
+                self._in_flight -= 1
         self.telemetry.count(result.event, result.outcome)
         return result.response()
 
@@ -157,9 +191,12 @@ class WebhookReceiver:
         declared = request.headers.get("circleci-event-type", "")
         label = declared if declared in self.event_types else OTHER_EVENT
         try:
-            body = await _read_limited(request)
+            with anyio.fail_after(self.body_timeout):
+                body = await _read_limited(request)
         except ClientDisconnect:
             return _Result(400, "malformed", label)
+        except TimeoutError:
+            return _Result(408, "timeout", label)
         if body is None:
             return _Result(413, "too_large", label)
         if not self.verifier.verify(body, request.headers.get("circleci-signature")):
@@ -171,7 +208,7 @@ class WebhookReceiver:
         event type its header declared (trusted now)."""
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             return _Result(400, "malformed", label)
         if not isinstance(data, dict):
             return _Result(400, "malformed", label)
@@ -189,10 +226,14 @@ class WebhookReceiver:
         except ValueError as err:
             logger.warning("malformed webhook event", extra={"error": str(err)})
             return _Result(400, "malformed", event_type)
+        except RecursionError:  # a body nested too deep for the parser
+            logger.warning("malformed webhook event", extra={"error": "nested too deep"})
+            return _Result(400, "malformed", event_type)
         if not applied:
             return _Result(202, "ignored", event_type)
         if isinstance(event_id, str):  # always, once `apply` accepted the event
             self.seen.add(event_id)
+            self.telemetry.dedupe_bytes.set(self.seen.bytes)
         self.on_applied()
         return _Result(200, "applied", event_type)
 

@@ -24,6 +24,7 @@ from tests.rules.binaries import free_port, promtool, running_process, wait_unti
 
 EXPORTER = Path(sys.executable).with_name("circleci-exporter")
 TOKEN = "CCIPAT_hostile-suite-0123456789abcdef"
+WEBHOOK_SECRET = "hostile-suite-webhook-secret"
 # What a healthy exporter of two projects needs is ~80 MB; a body or page loop held in
 # memory would blow far past this.
 RSS_BOUND_BYTES = 250 * 1024 * 1024
@@ -45,6 +46,7 @@ class Exporter:
     process: subprocess.Popen[bytes]
     log: Path
     fake: FakeCircleCI
+    webhook_url: str | None = None
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=10.0)
@@ -75,11 +77,16 @@ class Exporter:
 
 @contextmanager
 def exporter_against(
-    behaviour: str, tmp_path: Path, **sections: dict[str, Any]
+    behaviour: str, tmp_path: Path, *, webhooks: bool = False, **sections: dict[str, Any]
 ) -> Iterator[Exporter]:
     """The exporter watching the healthy and the hostile project of a fake CircleCI whose
     hostile project misbehaves as `behaviour` says. The token comes with a trailing newline,
-    as a Kubernetes Secret passed as an environment variable often has it."""
+    as a Kubernetes Secret passed as an environment variable often has it. `webhooks`: with
+    a webhook listener of its own (`Exporter.webhook_url`)."""
+    webhook_port = free_port() if webhooks else None
+    limits = sections.pop("webhooks_limits", {})
+    if webhook_port is not None:
+        sections["webhooks"] = {"listen_address": f"127.0.0.1:{webhook_port}", **limits}
     config = {
         "projects": [{"slug": HEALTHY}, {"slug": HOSTILE}],
         "collect": {"interval": "1s", **sections.pop("collect", {})},
@@ -92,13 +99,15 @@ def exporter_against(
     port = free_port()
     with FakeCircleCI(behaviour, TOKEN) as fake:
         env = {"CIRCLECI_TOKEN": f"{TOKEN}\n", "CIRCLECI_API_URL": fake.api_url,
-               "PATH": "/usr/bin:/bin"}  # fmt: skip
+               "CIRCLECI_WEBHOOK_SECRET": WEBHOOK_SECRET, "PATH": "/usr/bin:/bin"}  # fmt: skip
         command = [str(EXPORTER), "--config", str(config_file),
                    "--web.listen-address", f"127.0.0.1:{port}"]  # fmt: skip
         with running_process(
             "exporter", command, port, tmp_path, ready_path="/healthz", env=env
         ) as server:
-            yield Exporter(server.url, server.process, server.log, fake)
+            webhook_url = f"http://127.0.0.1:{webhook_port}/webhooks/circleci"
+            yield Exporter(server.url, server.process, server.log, fake,
+                           webhook_url if webhook_port else None)  # fmt: skip
 
 
 def assert_survived(exporter: Exporter) -> None:

@@ -79,3 +79,34 @@ def test_lone_surrogates_in_every_name_are_replaced_not_fatal(tmp_path: Path) ->
         )
         assert exporter.value("circleci_exporter_render_errors_total") == 0
         assert_survived(exporter)
+
+
+def test_far_future_timestamps_are_clamped(tmp_path: Path) -> None:
+    with exporter_against("future", tmp_path) as exporter:
+        gauge = "circleci_workflow_last_completed_timestamp_seconds"
+        wait_until(
+            lambda: (
+                exporter.value(gauge, project=HOSTILE, branch="main", workflow="build") is not None
+            ),
+            "the hostile workflow",
+            15,
+        )
+        stopped = exporter.value(gauge, project=HOSTILE, branch="main", workflow="build") or 0
+        assert stopped <= time.time() + 3600 + 5
+        assert_survived(exporter)
+
+
+def test_thousands_of_test_result_strings_make_one_other_series(tmp_path: Path) -> None:
+    with exporter_against("many_tests", tmp_path) as exporter:
+        family = "circleci_job_last_tests"
+
+        def hostile_series() -> dict[str, float]:
+            return {
+                dict(labels)["result"]: value
+                for labels, value in exporter.samples(family).items()
+                if dict(labels)["project"] == HOSTILE
+            }
+
+        wait_until(lambda: "other" in hostile_series(), "the hostile test results", 15)
+        assert hostile_series() == {"success": 0, "failure": 0, "skipped": 0, "other": 5000}
+        assert_survived(exporter)

@@ -88,3 +88,31 @@ async def test_a_failed_render_keeps_the_last_good_body_and_is_counted(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_unknown_test_results_are_counted_as_other() -> None:
+    """5000 result strings on one page must not become 5000 series (issue 12, item 11)."""
+    from exporter.state.updates import JobUpdate
+
+    job = JobUpdate("gh/a/b", "main", "build", "w1", "test", "j1", 7, "success", START, START,
+                    START + 1, "u")  # fmt: skip
+    results = [models.TestResult(name=f"t{i}", result=f"weird-{i}") for i in range(5000)]
+    results += [models.TestResult(name="ok", result="success")]
+    update = translate.test_results_update(job, results)
+    assert dict(update.counts) == {"other": 5000, "success": 1}
+
+
+def test_far_future_timestamps_are_clamped_to_now_plus_the_skew() -> None:
+    import time
+
+    workflow = _parse(
+        models.Workflow,
+        '{"id": "w1", "name": "b", "pipeline_id": "p", "pipeline_number": 1,'
+        ' "project_slug": "gh/a/b", "status": "success", "created_at": "9999-12-31T00:00:00Z",'
+        ' "stopped_at": "9999-12-31T23:59:59Z"}',
+    )
+    assert isinstance(workflow, models.Workflow)
+    assert workflow.stopped_at is not None
+    latest = time.time() + models.FUTURE_SKEW.total_seconds()
+    assert latest - 5 <= workflow.stopped_at.timestamp() <= latest
+    assert workflow.created_at.timestamp() <= latest

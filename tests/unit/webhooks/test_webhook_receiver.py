@@ -333,3 +333,83 @@ async def test_separate_listener_app_serves_only_the_webhook(harness: Harness) -
             ENDPOINT, content=body, headers={"circleci-signature": sign(body, SECRET)}
         )
         assert response.status_code == 200
+
+
+# --- the public listener's limits (issue 12, item 10) ------------------------------------------
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"circleci-signature": f"v1={digest}", "circleci-event-type": WORKFLOW,
+            "content-type": "application/json"}  # fmt: skip
+
+
+@pytest.mark.parametrize("depth", [100_000, 990])
+async def test_deeply_nested_signed_json_is_400_and_counted(harness: Harness, depth: int) -> None:
+    payload = sample("workflow-completed.github-oauth")
+    text = json.dumps(payload)
+    nested = "[" * depth + "1" + "]" * depth
+    body = text[:-1].encode() + b', "pipeline_extra": ' + nested.encode() + b"}"
+    response = await harness.http.post(ENDPOINT, content=body, headers=_signed(body))
+    assert response.status_code == 400
+    assert harness.events(WORKFLOW, "malformed") == 1
+
+
+async def test_a_body_that_never_finishes_is_cut_at_the_body_timeout(harness: Harness) -> None:
+    import anyio
+
+    harness.receiver.body_timeout = 0.3
+
+    async def trickle() -> Any:
+        yield b'{"type": '
+        await anyio.sleep(5)
+        yield b"1}"
+
+    with anyio.fail_after(3):
+        response = await harness.http.post(ENDPOINT, content=trickle(), headers=_signed(b""))
+    assert response.status_code == 408
+    assert harness.events(WORKFLOW, "timeout") == 1
+
+
+async def test_requests_past_the_connection_cap_are_refused_and_counted(
+    harness: Harness,
+) -> None:
+    import anyio
+
+    harness.receiver.max_connections = 2
+    harness.receiver.body_timeout = 1.0
+    release = anyio.Event()
+
+    async def slow() -> Any:
+        yield b"{"
+        await release.wait()
+        yield b"}"
+
+    statuses: list[int] = []
+
+    async def post_slowly() -> None:
+        response = await harness.http.post(ENDPOINT, content=slow(), headers=_signed(b""))
+        statuses.append(response.status_code)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(post_slowly)
+        tg.start_soon(post_slowly)
+        await anyio.sleep(0.1)
+        third = await harness.http.post(ENDPOINT, content=b"{}", headers=_signed(b"{}"))
+        release.set()
+    assert third.status_code == 503
+    assert harness.events("other", "overloaded") == 1
+    assert sorted(statuses) == [401, 401]
+
+
+def test_dedupe_memory_is_bounded_in_bytes() -> None:
+    seen = RecentIds(1000, max_bytes=10_000)
+    for n in range(50):
+        seen.add(f"{n:04d}" + "x" * 996)  # 1000 bytes each
+    assert seen.bytes <= 10_000
+    assert "0049" + "x" * 996 in seen and "0000" + "x" * 996 not in seen
+    seen.add("y" * 20_000)  # alone over the bound: never remembered
+    assert seen.bytes <= 10_000
