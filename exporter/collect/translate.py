@@ -156,5 +156,5 @@ def test_results_update(job: JobUpdate, results: Iterable[models.TestResult]) ->
         # one page of a hostile or odd test reporter): those are counted as "other".
         counts=dict(
             Counter(r.result if r.result in TEST_RESULTS else OTHER_TEST_RESULT for r in results)
-        ),  # fmt: skip
+        ),
     )

@@ -80,7 +80,7 @@ def test_slow_uploads_nested_json_and_surrogates_at_the_webhook_listener(
                 lambda: (
                     (exporter.value(events, event="workflow-completed", outcome="timeout") or 0)
                     >= MAX_CONNECTIONS
-                ),  # fmt: skip
+                ),
                 "slow uploads to time out",
                 10,
             )
