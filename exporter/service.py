@@ -61,15 +61,9 @@ async def run_exporter(
 
             tg.start_soon(serve_then_stop)
             if receiver is not None and webhook_sock is not None:
-                # The receiver refuses (and counts) requests past max_connections; uvicorn's
-                # own cap, a little higher, bounds the raw connections of the public port.
                 webhook_server = uvicorn.Server(
                     uvicorn.Config(
-                        webhook_app(receiver),
-                        log_config=None,
-                        access_log=False,
-                        lifespan="off",
-                        limit_concurrency=settings.webhooks.max_connections + 64,
+                        webhook_app(receiver), log_config=None, access_log=False, lifespan="off"
                     )
                 )
                 tg.start_soon(webhook_server.serve, [webhook_sock])
