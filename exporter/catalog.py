@@ -207,6 +207,12 @@ PROCESS = (
     # Limits against a hostile or broken peer (docs/operations.md).
     Family("circleci_exporter_api_page_limit_hits_total", "counter", ("endpoint",),
            "Paginated reads stopped at api.max_pages, by operation.", "exporter"),
+    Family("circleci_exporter_forgotten_total", "counter", ("kind",),
+           "Tracked pipelines, workflows and jobs CircleCI answered 404 for, settled and "
+           "forgotten.", "exporter"),
+    Family("circleci_exporter_series_limit_hits_total", "counter", ("project",),
+           "Updates dropped because their project reached collect.max_series_per_project.",
+           "exporter"),
     Family("circleci_exporter_render_errors_total", "counter", (),
            "Failed renders of /metrics; the last good one is served meanwhile.", "exporter"),
     Family("circleci_exporter_rate_limited_until_timestamp_seconds", "gauge", ("reason",),

@@ -108,10 +108,13 @@ def build_components(
     `clock`. The projects of `projects:` are tracked at once; those of `orgs:` when `live.run`
     discovers them. `transport` carries the API requests (tests and benchmarks)."""
     registry = CollectorRegistry(auto_describe=False)
+    collect_telemetry = CollectTelemetry(registry)
     state = State(
         watch_start=clock() if watch_start is None else watch_start,
         buckets=buckets(settings),
         series_ttl=settings.collect.series_ttl,
+        max_series_per_project=settings.collect.max_series_per_project,
+        on_series_limit=collect_telemetry.series_limit_hit,
     )
     intervals = {"live": settings.collect.interval}
     insights_store = InsightsStore() if settings.insights.enabled else None
@@ -128,7 +131,6 @@ def build_components(
         registry=registry,
     )
     client = build_client(settings, registry, transport=transport)
-    collect_telemetry = CollectTelemetry(registry)
     live = LiveCollector(
         settings,
         client=client,

@@ -288,6 +288,13 @@ class CollectSettings(_Section):
         default=True,
         description="Read the failing step of each failed job on a tracked branch (API v1.1).",
     )
+    max_series_per_project: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="Workflow and job names (per branch) one project may add; past it its new "
+        "ones are dropped, counted and logged. Each name is a dozen or so series.",
+    )
     max_concurrency_per_project: int = Field(
         default=4,
         ge=1,

@@ -75,6 +75,7 @@ class LiveCollector:
             state=self.state,
             settings=self.settings.collect,
             clock=self.clock,
+            on_forgotten=self.telemetry.count_forgotten,
         )
         self.projects[slug] = collector
         return collector

@@ -20,14 +20,14 @@ from functools import partial
 
 import anyio
 
-from exporter.circleci import CircleCIClient, CircleCIError, models
+from exporter.circleci import CircleCIClient, CircleCIError, NotFoundError, models
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
 from exporter.collect.history import StartupHistory
 from exporter.settings import CollectSettings, Defaults
 from exporter.state import State
-from exporter.state.statuses import JOB_FAILURES, JOB_TERMINAL, WORKFLOW_TERMINAL
+from exporter.state.statuses import JOB_FAILURES, job_finished, workflow_finished
 from exporter.state.updates import JobDetailsUpdate, JobUpdate
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class _Tracked:
     pipeline: models.Pipeline
     place: Placement | None
     settled: bool = False
+    gone: bool = False  # CircleCI answered 404 for it: deleted, or another server now
     finished_workflows: set[str] = field(default_factory=set)
     last_status: dict[str, str] = field(default_factory=dict)  # of unfinished workflows
     finished_jobs: set[str] = field(default_factory=set)
@@ -59,8 +60,10 @@ class ProjectCollector:
         state: State,
         settings: CollectSettings,
         clock: Callable[[], float] = time.time,
+        on_forgotten: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.slug = slug
+        self.on_forgotten = on_forgotten
         self.rules = rules
         self.client = client
         self.state = state
@@ -176,9 +179,13 @@ class ProjectCollector:
 
         async def list_workflows(tracked: _Tracked) -> None:
             pipeline_id = tracked.pipeline.id
-            workflows[pipeline_id] = [
-                w async for w in self.client.iter_pipeline_workflows(pipeline_id)
-            ]
+            try:
+                workflows[pipeline_id] = [
+                    w async for w in self.client.iter_pipeline_workflows(pipeline_id)
+                ]
+            except NotFoundError:
+                workflows[pipeline_id] = []
+                self._forget(tracked, "pipeline", pipeline_id, list(tracked.last_status))
 
         await self._in_parallel([partial(list_workflows, t) for t in todo])
         job_reads = []
@@ -189,7 +196,8 @@ class ProjectCollector:
                     job_reads.append(read)
         await self._in_parallel(job_reads)
         for tracked in todo:
-            self._settle(tracked, workflows[tracked.pipeline.id])
+            if not tracked.gone:
+                self._settle(tracked, workflows[tracked.pipeline.id])
 
     def _apply_workflow(
         self, tracked: _Tracked, workflow: models.Workflow
@@ -204,7 +212,7 @@ class ProjectCollector:
         tracked.last_status[workflow.id] = workflow.status
         update = translate.workflow_update(self.slug, workflow, place)
         self.state.apply(update)
-        complete = update.status in WORKFLOW_TERMINAL
+        complete = workflow_finished(update.status, update.stopped_at)
         history = complete and (update.stopped_at or update.created_at) < self.state.watch_start
         if history and not self._history.wants_jobs(place, workflow.name, update.status):
             tracked.finished_workflows.add(workflow.id)
@@ -219,6 +227,18 @@ class ProjectCollector:
         complete: bool,
         history: bool,
     ) -> None:
+        try:
+            await self._read_jobs(tracked, place, workflow, history)
+        except NotFoundError:
+            self._forget(tracked, "workflow", workflow.id, [workflow.id])
+            tracked.finished_workflows.add(workflow.id)
+            return
+        if complete:
+            tracked.finished_workflows.add(workflow.id)
+
+    async def _read_jobs(
+        self, tracked: _Tracked, place: Placement, workflow: models.Workflow, history: bool
+    ) -> None:
         async for job in self.client.iter_workflow_jobs(workflow.id):
             # Approval jobs are not runs: they have no number, duration or tests
             # (docs/circleci-api.md §Jobs).
@@ -226,13 +246,28 @@ class ProjectCollector:
                 continue
             update = translate.job_update(self.slug, workflow, job, place)
             self.state.apply(update)
-            if update.status not in JOB_TERMINAL:
+            if not job_finished(update.status, update.stopped_at):
                 continue
             if update.job_number is not None:
                 await self._fetch_details_once(update, history)
             tracked.finished_jobs.add(job.id)
-        if complete:
-            tracked.finished_workflows.add(workflow.id)
+
+    def _forget(
+        self, tracked: _Tracked | None, kind: str, entity_id: str, unfinished: list[str]
+    ) -> None:
+        """CircleCI answered 404 for a tracked entity: it was deleted (or the API is another
+        server now). It is settled, its unfinished runs leave the state, and the rest of the
+        cycle goes on; otherwise every later cycle of the project failed on it."""
+        if tracked is not None and kind == "pipeline":
+            tracked.gone = tracked.settled = True
+            tracked.last_status.clear()
+            tracked.finished_jobs.clear()
+        self.state.forget_unfinished(unfinished)
+        self.on_forgotten(kind)
+        logger.warning(
+            "CircleCI no longer knows a tracked entity; forgotten",
+            extra={"project": self.slug, "kind": kind, "id": entity_id},
+        )
 
     def _settle(self, tracked: _Tracked, workflows: list[models.Workflow]) -> None:
         if workflows:
@@ -275,11 +310,14 @@ class ProjectCollector:
     async def _fetch_details_once(self, job: JobUpdate, history: bool) -> None:
         if job.job_id in self._details_fetched:
             return
-        if not history:
-            await self._fetch_queue_time(job)
-        await self._fetch_tests(job)
-        if self.settings.failed_steps and job.status in JOB_FAILURES and not job.folded:
-            await self._failed_steps.read(job)
+        try:
+            if not history:
+                await self._fetch_queue_time(job)
+            await self._fetch_tests(job)
+            if self.settings.failed_steps and job.status in JOB_FAILURES and not job.folded:
+                await self._failed_steps.read(job)
+        except NotFoundError:
+            self._forget(None, "job", job.job_id, [])
         self._details_fetched[job.job_id] = job.created_at
         self._queued_jobs.pop(job.job_id, None)
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from exporter.catalog import BY_NAME
+
+logger = logging.getLogger(__name__)
 
 # A quiet project's cycle is one request (well under a second); a first full read of a busy
 # project under the rate limit can take minutes.
 _BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# What a 404 can make the collector forget.
+FORGOTTEN_KINDS = ("pipeline", "workflow", "job")
 
 
 class CollectTelemetry:
@@ -18,5 +24,30 @@ class CollectTelemetry:
             spec.name, spec.help, spec.labels, registry=registry, buckets=_BUCKETS
         )
 
+        spec = BY_NAME["circleci_exporter_forgotten_total"]
+        self._forgotten = Counter(spec.name.removesuffix("_total"), spec.help, spec.labels,
+                                  registry=registry)  # fmt: skip
+        for kind in FORGOTTEN_KINDS:
+            self._forgotten.labels(kind)
+        spec = BY_NAME["circleci_exporter_series_limit_hits_total"]
+        self._series_limit_hits = Counter(
+            spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry
+        )
+        self._series_limit_logged: set[str] = set()
+
     def observe_cycle(self, collector: str, seconds: float) -> None:
         self._duration.labels(collector).observe(seconds)
+
+    def count_forgotten(self, kind: str) -> None:
+        self._forgotten.labels(kind).inc()
+
+    def series_limit_hit(self, project: str) -> None:
+        """Count an update dropped at collect.max_series_per_project; log the first one."""
+        child = self._series_limit_hits.labels(project)
+        if project not in self._series_limit_logged:
+            self._series_limit_logged.add(project)
+            logger.warning(
+                "project reached its series limit; its new workflow and job names are dropped",
+                extra={"project": project, "setting": "collect.max_series_per_project"},
+            )
+        child.inc()

@@ -12,6 +12,20 @@ JOB_TERMINAL = (
     "timedout", "terminated-unknown", "retried",
 )  # fmt: skip
 
+
+def workflow_finished(status: str, stopped_at: float | None) -> bool:
+    """The one rule, for the state and the collectors alike, of a finished workflow run: its
+    `stopped_at` is set, whatever its status is called, or its status is a known terminal one.
+    CircleCI adds statuses; a finished workflow with one nobody knew (`exploded`) once kept its
+    pipeline unsettled and re-read every cycle, forever."""
+    return stopped_at is not None or status in WORKFLOW_TERMINAL
+
+
+def job_finished(status: str, stopped_at: float | None) -> bool:
+    """`workflow_finished` for a job run."""
+    return stopped_at is not None or status in JOB_TERMINAL
+
+
 # A failure streak counts these; any other completed status ends it.
 FAILURES = frozenset({"failed", "error"})
 # A job run that failed: the ones whose failing step is worth finding.

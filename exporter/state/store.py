@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from bisect import insort
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -28,9 +29,9 @@ from exporter.state.snapshot import (
 from exporter.state.statuses import (
     FAILURES,
     JOB_FAILURES,
-    JOB_TERMINAL,
     WORKFLOW_IN_PROGRESS,
-    WORKFLOW_TERMINAL,
+    job_finished,
+    workflow_finished,
 )
 from exporter.state.updates import (
     FailedStepUpdate,
@@ -152,10 +153,25 @@ class _Collection:
 
 
 class State:
-    def __init__(self, *, watch_start: float, buckets: Buckets, series_ttl: float) -> None:
+    """`max_series_per_project`: distinct (branch, workflow) and (branch, workflow, job) names
+    one project may have; an update that would add one more is dropped, and
+    `on_series_limit(project)` told. Each name is a dozen or so series (statuses, buckets)."""
+
+    def __init__(
+        self,
+        *,
+        watch_start: float,
+        buckets: Buckets,
+        series_ttl: float,
+        max_series_per_project: int | None = None,
+        on_series_limit: Callable[[str], None] = lambda project: None,
+    ) -> None:
         self.watch_start = watch_start
         self.buckets = buckets
         self.series_ttl = series_ttl
+        self.max_series_per_project = max_series_per_project
+        self.on_series_limit = on_series_limit
+        self._names: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._projects: dict[str, ProjectUpdate] = {}
         self._pipelines: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self._pipeline_errors: defaultdict[tuple[str, str, str], int] = defaultdict(int)
@@ -211,10 +227,21 @@ class State:
         self._settled[run_id] = _Settled(completed_at, counted)
         return counted
 
+    def _admit(self, project: str, name: tuple[str, ...]) -> bool:
+        """Whether an update of series `name` (project first) fits the project's limit."""
+        names = self._names[project]
+        if name in names:
+            return True
+        if self.max_series_per_project is not None and len(names) >= self.max_series_per_project:
+            self.on_series_limit(project)
+            return False
+        names.add(name)
+        return True
+
     def _apply_workflow(self, u: WorkflowUpdate) -> None:
-        complete = u.status in WORKFLOW_TERMINAL or (
-            u.stopped_at is not None and u.status not in WORKFLOW_IN_PROGRESS
-        )
+        if not self._admit(u.project, (u.project, u.branch, u.workflow)):
+            return
+        complete = workflow_finished(u.status, u.stopped_at)
         duration = (u.stopped_at - u.created_at) if u.stopped_at is not None else None
         already_settled = u.workflow_id in self._settled
         if complete and self._settle(u.workflow_id, u.stopped_at or u.created_at):
@@ -246,7 +273,9 @@ class State:
             series.last_completed_duration = duration
 
     def _apply_job(self, u: JobUpdate) -> None:
-        complete = u.status in JOB_TERMINAL
+        if not self._admit(u.project, (u.project, u.branch, u.workflow, u.job)):
+            return
+        complete = job_finished(u.status, u.stopped_at)
         duration = (
             u.stopped_at - u.started_at
             if u.stopped_at is not None and u.started_at is not None
@@ -305,6 +334,13 @@ class State:
         if key not in store:
             store[key] = Histogram(buckets)
 
+    def forget_unfinished(self, run_ids: list[str]) -> None:
+        """These workflow runs will never finish (CircleCI no longer knows them): they stop
+        counting as in progress."""
+        for series in self._workflows.values():
+            for run_id in run_ids:
+                series.in_progress.pop(run_id, None)
+
     # -- collection health --------------------------------------------------------------
 
     def record_success(self, project: str, collector: str, at: float) -> None:
@@ -345,7 +381,16 @@ class State:
             del self._settled[run_id]
         for pid in [p for p, t in self._seen_pipelines.items() if t < horizon]:
             del self._seen_pipelines[pid]
+        self._recount_names()
         return removed
+
+    def _recount_names(self) -> None:
+        """The names still held, after expiry, for the series limit."""
+        self._names.clear()
+        for key in (*self._workflows, *self._workflow_runs):
+            self._names[key[0]].add(tuple(key[:3]))
+        for key in (*self._jobs, *self._job_runs):
+            self._names[key[0]].add(tuple(key[:4]))
 
     # -- snapshot -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ each one a single misbehaving route, as an attacker or a broken network would:
 - unknown_status: a finished workflow with a status no one has heard of ("exploded")
 - future: timestamps in the year 9999
 - many_tests: 5000 test results, each with a different `result` string
+- many_workflows: a pipeline with 30 workflows, each with its own name
 - rate_limited: the first request answers 429 with Retry-After: 999999
 - echo_token: errors that echo the token raw, URL-encoded and as a Python bytes repr
 
@@ -33,7 +34,7 @@ HEALTHY = "gh/ocean/healthy"
 HOSTILE = "gh/ocean/hostile"
 BEHAVIOURS = (
     "surrogates", "trickle", "huge", "endless_pages", "vanish", "unknown_status", "future",
-    "many_tests", "rate_limited", "echo_token",
+    "many_tests", "many_workflows", "rate_limited", "echo_token",
 )  # fmt: skip
 
 
@@ -102,6 +103,15 @@ class FakeCircleCI:
         if hostile and self.behaviour == "vanish" and pipeline_id.endswith("-p1"):
             status, finished = "running", None
         number = int(pipeline_id.rsplit("-p", 1)[1])
+        if hostile and self.behaviour == "many_workflows":
+            return [
+                {
+                    "id": f"{pipeline_id}-w{i}", "name": f"build-{i}", "pipeline_id": pipeline_id,
+                    "pipeline_number": number, "project_slug": slug, "status": status,
+                    "created_at": _iso(created), "stopped_at": finished,
+                }
+                for i in range(30)
+            ]  # fmt: skip
         return [
             {
                 "id": f"{pipeline_id}-w", "name": self._text("build") if hostile else "build",

@@ -110,3 +110,59 @@ def test_thousands_of_test_result_strings_make_one_other_series(tmp_path: Path) 
         wait_until(lambda: "other" in hostile_series(), "the hostile test results", 15)
         assert hostile_series() == {"success": 0, "failure": 0, "skipped": 0, "other": 5000}
         assert_survived(exporter)
+
+
+def test_a_pipeline_that_vanishes_is_forgotten_and_newer_ones_are_read(tmp_path: Path) -> None:
+    with exporter_against("vanish", tmp_path) as exporter:
+        forgotten = "circleci_exporter_forgotten_total"
+        wait_until(lambda: (exporter.value(forgotten, kind="pipeline") or 0) >= 1, "404", 15)
+        info = "circleci_workflow_last_run_info"
+        wait_until(
+            lambda: any(
+                dict(labels)["project"] == HOSTILE and dict(labels)["pipeline_number"] == "2"
+                for labels in exporter.samples(info)
+            ),
+            "the pipeline after the vanished one to be read",
+            15,
+        )
+        assert exporter.value("circleci_up", project=HOSTILE) == 1
+        running = exporter.value(
+            "circleci_workflow_runs_in_progress",
+            project=HOSTILE, branch="main", workflow="build", status="running",
+        )  # fmt: skip
+        assert running == 0
+        assert "no longer knows" in exporter.log.read_text()
+        assert_survived(exporter)
+
+
+def test_an_unknown_finished_status_settles_its_pipeline(tmp_path: Path) -> None:
+    with exporter_against("unknown_status", tmp_path) as exporter:
+        status = "circleci_workflow_last_completed_status"
+        labels = {"project": HOSTILE, "branch": "main", "workflow": "build"}
+        wait_until(lambda: exporter.value(status, **labels, status="exploded") == 1, "read", 15)
+        cycles = "circleci_exporter_collect_duration_seconds_count"
+        before = exporter.value(cycles, collector="live") or 0
+        wait_until(
+            lambda: (exporter.value(cycles, collector="live") or 0) >= before + 6,
+            "three more cycles of each project",
+            15,
+        )
+        # Read once when first seen; a pipeline that never settled was re-read every cycle.
+        assert exporter.fake.requests["/v2/pipeline/hostile-p1/workflow"] == 1
+        assert_survived(exporter)
+
+
+def test_a_project_with_too_many_names_stops_at_its_series_limit(tmp_path: Path) -> None:
+    with exporter_against(
+        "many_workflows", tmp_path, collect={"max_series_per_project": 10}
+    ) as exporter:
+        hits = "circleci_exporter_series_limit_hits_total"
+        wait_until(lambda: (exporter.value(hits, project=HOSTILE) or 0) > 0, "the limit", 15)
+        names = {
+            dict(labels)["workflow"]
+            for labels in exporter.samples("circleci_workflow_last_completed_timestamp_seconds")
+            if dict(labels)["project"] == HOSTILE
+        }
+        assert 0 < len(names) <= 10
+        assert "series limit" in exporter.log.read_text()
+        assert_survived(exporter)

@@ -18,7 +18,9 @@ def state() -> State:
 
 
 def run(job_id: str, status: str, at: float, number: int) -> JobUpdate:
-    return JobUpdate(P, B, W, "w", J, job_id, number, status, at, at, at + 60, f"u/{job_id}")
+    # A run that is still running has no stopped_at (a stopped run has finished).
+    stopped = None if status == "running" else at + 60
+    return JobUpdate(P, B, W, "w", J, job_id, number, status, at, at, stopped, f"u/{job_id}")
 
 
 def step(job_id: str, number: int, name: str = "Run tests") -> FailedStepUpdate:

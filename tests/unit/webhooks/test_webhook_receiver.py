@@ -349,7 +349,7 @@ def _signed(body: bytes) -> dict[str, str]:
 
 @pytest.mark.parametrize("depth", [100_000, 990])
 async def test_deeply_nested_signed_json_is_400_and_counted(harness: Harness, depth: int) -> None:
-    payload = sample("workflow-completed.github-oauth")
+    payload = webhook_sample("workflow-completed.github-oauth")
     text = json.dumps(payload)
     nested = "[" * depth + "1" + "]" * depth
     body = text[:-1].encode() + b', "pipeline_extra": ' + nested.encode() + b"}"
