@@ -32,19 +32,10 @@ class ApiTelemetry:
         )
         retries = BY_NAME["circleci_exporter_api_retries_total"]
         self._retries = Counter(retries.name, retries.help, retries.labels, registry=registry)
-
-        self._page_limit_hits = Counter(
-            "circleci_exporter_api_page_limit_hits_total",
-            "Paginated reads stopped at api.max_pages, by operation",
-            ["endpoint"],
-            registry=registry,
-        )
-        self._paused_until = Gauge(
-            "circleci_exporter_rate_limited_until_timestamp_seconds",
-            "Until when every CircleCI request is held back, by reason (429, circuit_breaker)",
-            ["reason"],
-            registry=registry,
-        )
+        hits = BY_NAME["circleci_exporter_api_page_limit_hits_total"]
+        self._page_limit_hits = Counter(hits.name, hits.help, hits.labels, registry=registry)
+        paused = BY_NAME["circleci_exporter_rate_limited_until_timestamp_seconds"]
+        self._paused_until = Gauge(paused.name, paused.help, paused.labels, registry=registry)
         self._paused: dict[str, float] = dict.fromkeys(PAUSE_REASONS, 0.0)
         for reason in PAUSE_REASONS:
             self._paused_until.labels(reason=reason).set(0)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 import anyio
 from prometheus_client import CollectorRegistry, Counter
 
+from exporter.catalog import BY_NAME
 from exporter.metrics import Rendered, render
-from exporter.metrics.catalog import BY_NAME
 from exporter.state import Snapshot, State
 from exporter.state.insights import InsightsSnapshot, InsightsStore
 
