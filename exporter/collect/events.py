@@ -151,8 +151,9 @@ class ParsedEvent:
     def ref(self) -> tuple[str | None, str | None]:
         return self.event.pipeline.ref()
 
-    def update(self, place: Placement) -> WorkflowUpdate | JobUpdate:
-        return self.event.to_update(self.project, place)
+    def update(self, place: Placement, project: str | None = None) -> WorkflowUpdate | JobUpdate:
+        """The run update, under `project` (the tracked spelling of the slug) if given."""
+        return self.event.to_update(project or self.project, place)
 
 
 def parse_event(data: dict[str, object]) -> ParsedEvent:

@@ -46,6 +46,7 @@ class LiveCollector:
         self.telemetry = telemetry
         self.clock = clock
         self.projects: dict[str, ProjectCollector] = {}
+        self._by_lower_slug: dict[str, ProjectCollector] = {}
         self.first_cycle_done: set[str] = set()
 
     @property
@@ -66,7 +67,7 @@ class LiveCollector:
     def add_project(self, slug: str, rules: BranchRules) -> ProjectCollector | None:
         """Track a project; None when it is tracked already (slugs compare case-insensitively,
         as CircleCI's do: an org feed may spell a configured project with other capitals)."""
-        if slug.lower() in {known.lower() for known in self.projects}:
+        if self.find(slug) is not None:
             return None
         collector = ProjectCollector(
             slug,
@@ -78,7 +79,12 @@ class LiveCollector:
             on_forgotten=self.telemetry.count_forgotten,
         )
         self.projects[slug] = collector
+        self._by_lower_slug[slug.lower()] = collector
         return collector
+
+    def find(self, slug: str) -> ProjectCollector | None:
+        """The tracked project of `slug`, compared case-insensitively like CircleCI does."""
+        return self._by_lower_slug.get(slug.lower())
 
     def _start(self, tg: TaskGroup, collector: ProjectCollector) -> None:
         tg.start_soon(self._poll_forever, collector, name=f"collect {collector.slug}")
@@ -143,7 +149,7 @@ class LiveCollector:
         except UnusableEvent as err:
             logger.debug("ignored webhook event", extra={"reason": str(err)})
             return False
-        collector = self.projects.get(parsed.project)
+        collector = self.find(parsed.project)
         # Until the project is read, its policy does not know the default branch; polling
         # will see the run, so nothing is lost by ignoring the event.
         if collector is None or not collector.policy_known:
@@ -152,7 +158,8 @@ class LiveCollector:
         place = collector.policy.place(*parsed.ref())
         if place is None:
             return False
-        update = parsed.update(place)
+        # Under the tracked project's own spelling, whatever capitals the event used.
+        update = parsed.update(place, collector.slug)
         self.state.apply(update)
         # Runs from before start-up follow polling's history rules: only watched ones queue.
         if (

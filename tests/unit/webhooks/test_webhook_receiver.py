@@ -413,3 +413,14 @@ def test_dedupe_memory_is_bounded_in_bytes() -> None:
     assert "0049" + "x" * 996 in seen and "0000" + "x" * 996 not in seen
     seen.add("y" * 20_000)  # alone over the bound: never remembered
     assert seen.bytes <= 10_000
+
+
+async def test_an_event_spelling_the_slug_with_other_capitals_is_the_tracked_project(
+    harness: Harness,
+) -> None:
+    """CircleCI compares slugs case-insensitively (issue 12, item 9)."""
+    payload = webhook_sample("workflow-completed.github-oauth")
+    payload["project"]["slug"] = payload["project"]["slug"].upper().replace("GITHUB", "github")
+    response = await harness.post(payload)
+    assert (response.status_code, response.text) == (200, "applied\n")
+    assert runs(harness) == {(OAUTH, "main", "build-test-deploy", "success"): 1}
