@@ -19,7 +19,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.hostile.fake_circleci import HEALTHY, HOSTILE, FakeCircleCI
+from tests.hostile.fake_circleci import HEALTHY, FakeCircleCI, slug_of
 from tests.rules.binaries import free_port, promtool, running_process, wait_until
 
 EXPORTER = Path(sys.executable).with_name("circleci-exporter")
@@ -77,18 +77,22 @@ class Exporter:
 
 @contextmanager
 def exporter_against(
-    behaviour: str, tmp_path: Path, *, webhooks: bool = False, **sections: dict[str, Any]
+    behaviours: tuple[str, ...],
+    tmp_path: Path,
+    *,
+    webhooks: bool = False,
+    **sections: dict[str, Any],
 ) -> Iterator[Exporter]:
-    """The exporter watching the healthy and the hostile project of a fake CircleCI whose
-    hostile project misbehaves as `behaviour` says. The token comes with a trailing newline,
-    as a Kubernetes Secret passed as an environment variable often has it. `webhooks`: with
-    a webhook listener of its own (`Exporter.webhook_url`)."""
+    """The exporter watching the healthy project of a fake CircleCI and one hostile project
+    per behaviour, each misbehaving its own way. The token comes with a trailing newline, as
+    a Kubernetes Secret passed as an environment variable often has it. `webhooks`: with a
+    webhook listener of its own (`Exporter.webhook_url`)."""
     webhook_port = free_port() if webhooks else None
     limits = sections.pop("webhooks_limits", {})
     if webhook_port is not None:
         sections["webhooks"] = {"listen_address": f"127.0.0.1:{webhook_port}", **limits}
     config = {
-        "projects": [{"slug": HEALTHY}, {"slug": HOSTILE}],
+        "projects": [{"slug": slug_of(name)} for name in (HEALTHY, *behaviours)],
         "collect": {"interval": "1s", **sections.pop("collect", {})},
         "insights": {"enabled": False},
         "api": {**LIMITS, **sections.pop("api", {})},
@@ -97,7 +101,7 @@ def exporter_against(
     config_file = tmp_path / "exporter.yml"
     config_file.write_text(yaml.safe_dump(config))
     port = free_port()
-    with FakeCircleCI(behaviour, TOKEN) as fake:
+    with FakeCircleCI(behaviours, TOKEN) as fake:
         env = {"CIRCLECI_TOKEN": f"{TOKEN}\n", "CIRCLECI_API_URL": fake.api_url,
                "CIRCLECI_WEBHOOK_SECRET": WEBHOOK_SECRET, "PATH": "/usr/bin:/bin"}  # fmt: skip
         command = [str(EXPORTER), "--config", str(config_file),
@@ -126,13 +130,17 @@ def assert_survived(exporter: Exporter) -> None:
 
 
 def _assert_healthy_project_fresh(exporter: Exporter) -> None:
-    wait_until(lambda: exporter.last_success(HEALTHY) is not None, "a first healthy cycle", 15)
-    first = exporter.last_success(HEALTHY)
+    wait_until(
+        lambda: exporter.last_success(slug_of(HEALTHY)) is not None, "a first healthy cycle", 15
+    )
+    first = exporter.last_success(slug_of(HEALTHY))
     assert first is not None
     wait_until(
-        lambda: (exporter.last_success(HEALTHY) or 0) > first, "the healthy project to advance", 8
+        lambda: (exporter.last_success(slug_of(HEALTHY)) or 0) > first,
+        "the healthy project to advance",
+        8,
     )
-    assert time.time() - (exporter.last_success(HEALTHY) or 0) < 8
+    assert time.time() - (exporter.last_success(slug_of(HEALTHY)) or 0) < 8
 
 
 def _assert_token_nowhere(exporter: Exporter) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.hostile.fake_circleci import HOSTILE
+from tests.hostile.fake_circleci import slug_of
 from tests.hostile.harness import WEBHOOK_SECRET, Exporter, assert_survived, exporter_against
 from tests.rules.binaries import wait_until
 
@@ -34,7 +34,8 @@ def _event(workflow: str, branch: str) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "id": "ev-1", "type": "workflow-completed", "happened_at": now,
-        "project": {"id": "id-hostile", "name": "hostile", "slug": "github/ocean/hostile"},
+        "project": {"id": "id-surrogates", "name": "surrogates",
+                    "slug": "github/ocean/surrogates"},
         "organization": {"id": "o", "name": "ocean"},
         "workflow": {"id": "wf-hook", "name": workflow, "created_at": now, "stopped_at": now,
                      "url": "https://app.circleci.com/x", "status": "failed"},
@@ -51,13 +52,17 @@ def test_slow_uploads_nested_json_and_surrogates_at_the_webhook_listener(
     tmp_path: Path,
 ) -> None:
     with exporter_against(
-        "surrogates",
+        ("surrogates",),
         tmp_path,
         webhooks=True,
         webhooks_limits={"max_connections": MAX_CONNECTIONS, "body_timeout": "2s"},
     ) as exporter:
         assert exporter.webhook_url is not None
-        wait_until(lambda: exporter.value("circleci_up", project=HOSTILE) == 1, "hostile up", 15)
+        wait_until(
+            lambda: exporter.value("circleci_up", project=slug_of("surrogates")) == 1,
+            "the surrogates project up",
+            15,
+        )
         port = int(exporter.webhook_url.split(":")[2].split("/")[0])
         uploads = []
         for _ in range(SLOW_UPLOADS):
