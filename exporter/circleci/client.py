@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote
@@ -230,8 +231,11 @@ class CircleCIClient:
     async def get_action_output(self, output_url: str) -> list[models.OutputLine]:
         """A step action's log from its pre-signed `output_url`
         (docs/circleci-api.md §v1.1 single job)."""
-        data = await self._request("getActionOutput", "GET", output_url, presigned=True)
-        return _validate("getActionOutput", _OUTPUT_LINES.validate_python, data)
+        shape = partial(_validate, "getActionOutput", _OUTPUT_LINES.validate_python)
+        lines: list[models.OutputLine] = await self._request(
+            "getActionOutput", "GET", output_url, presigned=True, shape=shape
+        )
+        return lines
 
     async def get_private_step_output(
         self, project_slug: str, job_number: int, index: int, step: int, stream: str
@@ -457,14 +461,18 @@ class CircleCIClient:
     async def _get_model(
         self, operation: str, path: str, model: type[ModelT], query: Query | None = None
     ) -> ModelT:
-        data = await self._request(operation, "GET", path, params=_query(query or {}))
-        return _validate(operation, model.model_validate, data)
+        shape = partial(_validate, operation, model.model_validate)
+        data: ModelT = await self._request(
+            operation, "GET", path, params=_query(query or {}), shape=shape
+        )
+        return data
 
     async def _send_model(
         self, operation: str, method: str, path: str, body: dict[str, Any], model: type[ModelT]
     ) -> ModelT:
-        data = await self._request(operation, method, path, payload=body)
-        return _validate(operation, model.model_validate, data)
+        shape = partial(_validate, operation, model.model_validate)
+        data: ModelT = await self._request(operation, method, path, payload=body, shape=shape)
+        return data
 
     async def _paginate(
         self,
@@ -502,8 +510,8 @@ class CircleCIClient:
                 return
             pages += 1
             page_params = params.set("page-token", token) if token else params
-            data = await self._request(operation, "GET", path, params=page_params)
-            page = _validate(operation, page_model.model_validate, data)
+            shape = partial(_validate, operation, page_model.model_validate)
+            page = await self._request(operation, "GET", path, params=page_params, shape=shape)
             yield page.items
             token = page.next_page_token
             if not token:
@@ -525,9 +533,11 @@ class CircleCIClient:
         payload: dict[str, Any] | None = None,
         text: bool = False,
         presigned: bool = False,
+        shape: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send one logical request, retrying what is worth retrying; returns the parsed JSON
-        (`text`: the body as text). `presigned`: `path` is a whole URL that wants no token."""
+        """Send one logical request, retrying what is worth retrying; returns the parsed JSON,
+        validated by `shape` (off the event loop with the parse, for a large body), or with
+        `text` the body as text. `presigned`: `path` is a whole URL that wants no token."""
         http = self._presigned if presigned else self._http
         attempt = 0
         while True:
@@ -542,7 +552,9 @@ class CircleCIClient:
                 response, failure = outcome, None
                 self._breaker.answered()
                 if response.is_success:
-                    return response.text if text else await self._parse(operation, response)
+                    if text:
+                        return response.text
+                    return await self._parse(operation, response, shape)
                 reason = _retry_reason(response.status_code)
             if reason is None:
                 raise self._final_error(operation, response, failure, attempt + 1)
@@ -669,20 +681,26 @@ class CircleCIClient:
             await response.aclose()
         return _Response(response.status_code, response.headers, b"".join(chunks))
 
-    async def _parse(self, operation: str, response: _Response) -> Any:
+    async def _parse(
+        self, operation: str, response: _Response, shape: Callable[[Any], Any] | None
+    ) -> Any:
         # Parsing megabytes of JSON blocks the event loop (and so /metrics) for seconds.
         if len(response.body) > _PARSE_IN_THREAD_BYTES:
-            return await anyio.to_thread.run_sync(self._loads, operation, response)
-        return self._loads(operation, response)
+            return await anyio.to_thread.run_sync(self._loads, operation, response, shape)
+        return self._loads(operation, response, shape)
 
-    def _loads(self, operation: str, response: _Response) -> Any:
+    def _loads(
+        self, operation: str, response: _Response, shape: Callable[[Any], Any] | None
+    ) -> Any:
+        """The body's JSON, validated into its model by `shape` when given."""
         try:
-            return json.loads(response.body)
+            data = json.loads(response.body)
         except (ValueError, RecursionError):
             snippet = self._one_line(response.snippet)
             raise MalformedResponseError(
                 operation, f"response is not JSON (HTTP {response.status_code}): {snippet!r}"
             ) from None
+        return data if shape is None else shape(data)
 
     def _final_error(
         self,

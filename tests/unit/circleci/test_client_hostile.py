@@ -22,6 +22,7 @@ from exporter.circleci import (
     ResponseTooLargeError,
     TransportFailedError,
 )
+from exporter.circleci import client as client_module
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -103,7 +104,15 @@ async def test_a_large_body_is_parsed_off_the_event_loop(
     api: respx.MockRouter, client: CircleCIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed_in: list[str] = []
+    validated_in: list[str] = []
     real = json.loads
+    real_validate = client_module._validate
+
+    def validate_spy(*args: object) -> object:
+        import threading
+
+        validated_in.append(threading.current_thread().name)
+        return real_validate(*args)  # type: ignore[arg-type]
 
     def spy(data: bytes) -> object:
         import threading
@@ -112,9 +121,11 @@ async def test_a_large_body_is_parsed_off_the_event_loop(
         return real(data)
 
     monkeypatch.setattr("exporter.circleci.client.json.loads", spy)
+    monkeypatch.setattr("exporter.circleci.client._validate", validate_spy)
     api.get(PROJECT).respond(200, json={**PROJECT_BODY, "bio": "x" * 10**6})
     await client.get_project(SLUG)
     assert parsed_in and parsed_in[0] != "MainThread"
+    assert validated_in == parsed_in  # the model is built in the same worker thread
 
 
 @pytest.mark.anyio
