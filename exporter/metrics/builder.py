@@ -26,7 +26,8 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A sample value as both formats spell it."""
     if math.isfinite(value):
         return repr(float(value))
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
@@ -38,7 +39,7 @@ class BuiltFamily:
     lines: list[str]  # sample lines, each ending in a newline
 
 
-def _timestamp(timestamp: float | None) -> str:
+def timestamp_suffix(timestamp: float | None) -> str:
     """A sample's optional timestamp suffix, in seconds with millisecond precision."""
     return "" if timestamp is None else f" {timestamp:.3f}"
 
@@ -73,25 +74,44 @@ class FamilyBuilder:
         )
         return (pairs + self._extra).lstrip(",")
 
-    def add(self, values: tuple[str, ...], value: float, timestamp: float | None = None) -> None:
+    def sample_prefix(self, values: tuple[str, ...]) -> str:
+        """`name{labels} `: the start of every sample line of this series."""
         pairs = self._pairs(values)
         labels = f"{{{pairs}}}" if pairs else ""
-        self._lines.append(f"{self._name}{labels} {_number(value)}{_timestamp(timestamp)}\n")
+        return f"{self._name}{labels} "
 
-    def add_histogram(
-        self, values: tuple[str, ...], data: HistogramData, timestamp: float | None = None
-    ) -> None:
+    def histogram_prefixes(self, values: tuple[str, ...], bounds: tuple[float, ...]) -> list[str]:
+        """The line starts of a histogram series: one per bucket (`bounds`, then +Inf), then
+        `_count` and `_sum`, in the order the lines go."""
         pairs = self._pairs(values)
         prefix = f"{pairs}," if pairs else ""
         labels = f"{{{pairs}}}" if pairs else ""
         name = self._name
-        lines = self._lines
-        at = _timestamp(timestamp)
-        for bound, count in data.cumulative():
-            le = "+Inf" if math.isinf(bound) else repr(float(bound))
-            lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {float(count)!r}{at}\n')
-        lines.append(f"{name}_count{labels} {float(data.count)!r}{at}\n")
-        lines.append(f"{name}_sum{labels} {_number(data.total)}{at}\n")
+        starts = [
+            f'{name}_bucket{{{prefix}le="{"+Inf" if math.isinf(b) else repr(float(b))}"}} '
+            for b in (*bounds, math.inf)
+        ]
+        starts.append(f"{name}_count{labels} ")
+        starts.append(f"{name}_sum{labels} ")
+        return starts
+
+    def add(self, values: tuple[str, ...], value: float, timestamp: float | None = None) -> None:
+        self._lines.append(
+            f"{self.sample_prefix(values)}{format_number(value)}{timestamp_suffix(timestamp)}\n"
+        )
+
+    def add_histogram(
+        self, values: tuple[str, ...], data: HistogramData, timestamp: float | None = None
+    ) -> None:
+        at = timestamp_suffix(timestamp)
+        numbers = [float(count) for _, count in data.cumulative()]
+        numbers += [float(data.count), data.total]
+        self._lines.extend(
+            f"{start}{format_number(number)}{at}\n"
+            for start, number in zip(
+                self.histogram_prefixes(values, data.buckets), numbers, strict=True
+            )
+        )
 
     def build(self) -> BuiltFamily:
         return BuiltFamily(self._spec, self._lines)
