@@ -4,7 +4,6 @@ the live families, write the OpenMetrics file, and optionally turn it into TSDB 
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.backfill import rebuild
+from exporter.backfill.blocks import BlocksError, create_blocks
 from exporter.backfill.output import Checkpoint, CheckpointMismatch, OpenMetricsParts
 from exporter.backfill.plan import Plan, WorkflowTarget, make_plan
 from exporter.backfill.progress import Progress
@@ -306,10 +306,13 @@ async def run_backfill(
         f"{len(plan.targets)} workflows, {_requests_made(registry)} requests)\n"
     )
     if options.promtool_dir is not None:
-        await anyio.to_thread.run_sync(
-            create_blocks, options.promtool, options.out, options.promtool_dir
-        )
-        stderr.write(f"backfill: blocks created in {options.promtool_dir}\n")
+        try:
+            blocks = await anyio.to_thread.run_sync(
+                create_blocks, options.promtool, options.out, options.promtool_dir
+            )
+        except BlocksError as err:
+            raise BackfillError(str(err)) from None
+        stderr.write(f"backfill: {blocks} blocks created in {options.promtool_dir}\n")
 
 
 async def _fetch_all(
@@ -345,17 +348,3 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(error, anyio.get_cancelled_exc_class()):
             return error
     return group
-
-
-def create_blocks(promtool: str, openmetrics: Path, data_dir: Path) -> None:
-    """`promtool tsdb create-blocks-from openmetrics FILE DIR`."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics)]
-    command.append(str(data_dir))
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError as err:
-        raise BackfillError(f"--promtool-dir: cannot run {promtool}: {err.strerror}") from None
-    if result.returncode != 0:
-        detail = " ".join((result.stderr or result.stdout).split())[-300:]
-        raise BackfillError(f"promtool failed ({result.returncode}): {detail}")
