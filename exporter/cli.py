@@ -151,6 +151,12 @@ def _add_backfill(commands: Any) -> None:
         help="then run promtool tsdb create-blocks-from openmetrics into DIR",
     )
     backfill.add_argument("--promtool", default="promtool", metavar="PATH", help="(promtool)")
+    backfill.add_argument(
+        "--split-blocks",
+        action="store_true",
+        help="also cut FILE.om into one file per promtool block window, in FILE.om.windows/ "
+        "(promtool reads each file once; run it on each)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -300,6 +306,7 @@ def _backfill(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         promtool_dir=args.promtool_dir,
         promtool=args.promtool,
+        split=args.split_blocks,
     )
     try:
         anyio.run(run_backfill, settings, options)

@@ -91,21 +91,33 @@ def _lines(path: Path) -> Iterator[str]:
         yield from lines
 
 
+def windows_dir(openmetrics: Path) -> Path:
+    """Where the window files of `openmetrics` go: `FILE.om.windows/`."""
+    return openmetrics.with_name(openmetrics.name + ".windows")
+
+
+def split_beside(openmetrics: Path) -> list[Path]:
+    """Cut `openmetrics` into `FILE.om.windows/`, emptied first; the window files in order."""
+    directory = windows_dir(openmetrics)
+    directory.mkdir(exist_ok=True)
+    for stale in directory.glob("*.om"):
+        stale.unlink()
+    return split_by_block(openmetrics, directory)
+
+
 def create_blocks(promtool: str, openmetrics: Path, data_dir: Path) -> int:
     """`promtool tsdb create-blocks-from openmetrics` for each block window of the file, into
     `data_dir`; returns how many blocks were written."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    windows = openmetrics.with_name(openmetrics.name + ".windows")
-    windows.mkdir(exist_ok=True)
+    parts = split_beside(openmetrics)
     try:
-        parts = split_by_block(openmetrics, windows)
         for part in parts:
             _promtool(promtool, part, data_dir)
             part.unlink()
     finally:
-        for leftover in windows.iterdir():
-            leftover.unlink()
-        windows.rmdir()
+        for leftover in parts:
+            leftover.unlink(missing_ok=True)
+        windows_dir(openmetrics).rmdir()
     return len(parts)
 
 

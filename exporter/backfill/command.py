@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.backfill import rebuild
-from exporter.backfill.blocks import BlocksError, create_blocks
+from exporter.backfill.blocks import BlocksError, create_blocks, split_beside, windows_dir
 from exporter.backfill.output import Checkpoint, CheckpointMismatch, OpenMetricsParts
 from exporter.backfill.plan import Plan, WorkflowTarget, make_plan
 from exporter.backfill.progress import Progress
@@ -56,6 +56,7 @@ class Options:
     checkpoint: Path | None = None
     promtool_dir: Path | None = None
     promtool: str = "promtool"
+    split: bool = False  # also leave FILE.om.windows/, one file per promtool block window
 
     @property
     def checkpoint_path(self) -> Path:
@@ -305,6 +306,9 @@ async def run_backfill(
         f"backfill: wrote {options.out} ({_iso(grid.start)} .. {_iso(grid.end)}, "
         f"{len(plan.targets)} workflows, {_requests_made(registry)} requests)\n"
     )
+    if options.split:
+        windows = await anyio.to_thread.run_sync(split_beside, options.out)
+        stderr.write(f"backfill: {len(windows)} block windows in {windows_dir(options.out)}\n")
     if options.promtool_dir is not None:
         try:
             blocks = await anyio.to_thread.run_sync(

@@ -51,14 +51,18 @@ def test_labels_are_the_ones_prometheus_gives_the_exporter_scrape() -> None:
 def test_blocks_land_in_the_prometheus_volume_with_prometheus_promtool() -> None:
     blocks = services()["backfill"]
     assert blocks["image"] == services()["prometheus"]["image"]
-    assert blocks["entrypoint"] == ["/bin/promtool"]
     assert blocks["depends_on"] == {
         "backfill-fetch": {"condition": "service_completed_successfully"}
     }
     out = _flags("backfill-fetch")["--out"][0]
-    assert blocks["command"] == [
-        "tsdb", "create-blocks-from", "openmetrics", out, "/prometheus",
-    ]  # fmt: skip
+    assert "--split-blocks" in _flags("backfill-fetch")
+    # One promtool run per block window file (docs/backfill.md), failing on the first error.
+    (script,) = blocks["command"]
+    assert blocks["entrypoint"] == ["/bin/sh", "-c"]
+    assert f"for window in {out}.windows/*.om;" in script
+    assert 'promtool tsdb create-blocks-from openmetrics -q "$$window" /prometheus || exit 1' in (
+        script
+    )
     prometheus_data = dict((t, s) for s, t in volume_mounts("prometheus"))["/prometheus"]
     mounts = volume_mounts("backfill")
     assert (prometheus_data, "/prometheus") in mounts

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from exporter.backfill.blocks import BLOCK_MS, create_blocks, split_by_block
+from exporter.backfill.blocks import BLOCK_MS, create_blocks, split_beside, split_by_block
 from exporter.backfill.rebuild import Grid, Run, counters_and_histograms, workflow_gauges
 from exporter.catalog import BY_NAME
 from exporter.metrics.exposition import family_header
@@ -81,3 +81,13 @@ def test_promtool_writes_one_block_per_window(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.windows"))
     listed = subprocess.run(["promtool", "tsdb", "list", str(data)], capture_output=True)
     assert listed.returncode == 0
+
+
+def test_split_beside_leaves_the_windows_for_promtool_elsewhere(tmp_path: Path) -> None:
+    source = tmp_path / "history.om"
+    write_file(source)
+    (tmp_path / "history.om.windows").mkdir()
+    (tmp_path / "history.om.windows" / "000000000001.om").write_text("stale\n")
+    parts = split_beside(source)
+    assert parts == sorted((tmp_path / "history.om.windows").glob("*.om"))
+    assert all(p.read_text().endswith("# EOF\n") for p in parts)
