@@ -218,6 +218,10 @@ PROCESS = (
     Family("circleci_exporter_rate_limited_until_timestamp_seconds", "gauge", ("reason",),
            "Until when every CircleCI request is held back, by reason (429, "
            "circuit_breaker); in the past when none is.", "exporter"),
+    Family("circleci_exporter_step_log_cache_evictions_total", "counter", ("reason",),
+           "Step logs dropped from the log tail cache: reason entries or bytes (web.log_cache_*"
+           " reached), or too_large (a log bigger than the whole cache, served but not kept).",
+           "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + EXPORTER + PROCESS

@@ -19,7 +19,7 @@ from exporter.circleci import ApiTelemetry, Backoff, CircleCIClient, RateLimiter
 from exporter.collect.events import EVENT_TYPES
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
-from exporter.collect.step_logs import StepLogs
+from exporter.collect.step_logs import StepLogs, StepLogTelemetry
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings
 from exporter.state import Buckets, State
@@ -169,6 +169,8 @@ def build_components(
         if secrets
         else None
     )
+    # Registered even with `web.logs: false`, so the family is always served (zeros).
+    step_log_telemetry = StepLogTelemetry(registry)
     return Components(
         settings=settings,
         registry=registry,
@@ -182,6 +184,7 @@ def build_components(
         step_logs=(
             StepLogs(
                 client,
+                telemetry=step_log_telemetry,
                 max_entries=settings.web.log_cache_entries,
                 max_bytes=settings.web.log_cache_bytes,
             )

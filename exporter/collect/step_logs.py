@@ -20,6 +20,10 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import anyio
+from prometheus_client import CollectorRegistry, Counter
+
+from exporter.catalog import BY_NAME
 from exporter.circleci import CircleCIClient, CircleCIError
 from exporter.state.snapshot import FailedStep
 
@@ -59,6 +63,17 @@ class _Key:
     index: int
 
 
+class StepLogTelemetry:
+    """Shows the cache bounds being hit (registered whether or not logs are served)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        family = BY_NAME["circleci_exporter_step_log_cache_evictions_total"]
+        self._evictions = Counter(family.name, family.help, family.labels, registry=registry)
+
+    def evicted(self, reason: str) -> None:
+        self._evictions.labels(reason=reason).inc()
+
+
 class StepLogs:
     """Read-only: reads step output through the client and caches it; changes nothing else."""
 
@@ -66,16 +81,20 @@ class StepLogs:
         self,
         client: CircleCIClient,
         *,
+        telemetry: StepLogTelemetry,
         max_entries: int = 64,
         max_bytes: int = 4 * 1024 * 1024,
         keep_lines: int = 1000,
     ) -> None:
         self.client = client
+        self.telemetry = telemetry
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.keep_lines = keep_lines
         self._cache: OrderedDict[_Key, tuple[LogTail, int]] = OrderedDict()
         self._bytes = 0
+        # One fetch per log at a time: a page and a bot asking at once cost one request.
+        self._fetching: dict[_Key, anyio.Lock] = {}
 
     @property
     def cached(self) -> tuple[int, int]:
@@ -86,13 +105,19 @@ class StepLogs:
         if step.step_id is None or step.index is None:
             raise LogUnavailable("the failing step is not known (API v1.1 did not answer)")
         key = _Key(project, step.job_number, step.step_id, step.index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit[0]
-        tail = await self._fetch(key, step.output_url)
-        self._store(key, tail)
-        return tail
+        lock = self._fetching.setdefault(key, anyio.Lock())
+        try:
+            async with lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit[0]
+                tail = await self._fetch(key, step.output_url)
+                self._store(key, tail)
+                return tail
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._fetching.pop(key, None)
 
     async def _fetch(self, key: _Key, output_url: str | None) -> LogTail:
         errors: list[str] = []
@@ -121,9 +146,11 @@ class StepLogs:
     def _store(self, key: _Key, tail: LogTail) -> None:
         size = sum(len(line.encode()) + 1 for line in tail.lines)
         if size > self.max_bytes:
-            return  # larger than the whole cache: served, never kept
+            self.telemetry.evicted("too_large")  # served, never kept
+            return
         self._cache[key] = (tail, size)
         self._bytes += size
         while len(self._cache) > self.max_entries or self._bytes > self.max_bytes:
+            self.telemetry.evicted("entries" if len(self._cache) > self.max_entries else "bytes")
             _, (_, dropped) = self._cache.popitem(last=False)
             self._bytes -= dropped

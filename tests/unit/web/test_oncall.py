@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.events import EVENT_TYPES
-from exporter.collect.step_logs import StepLogs, clean_lines
+from exporter.collect.step_logs import StepLogs, StepLogTelemetry, clean_lines
 from exporter.state import Buckets, State
 from exporter.state.snapshot import FailedStep
 from exporter.state.updates import (
@@ -116,7 +117,16 @@ async def _rig(api: FakeCircleCI, *, logs: bool = True, step_known: bool = True,
         transport=httpx.MockTransport(api.handler),
         max_retries=0,
     ) as client:
-        step_logs = StepLogs(client, max_entries=max_entries, max_bytes=max_bytes) if logs else None
+        step_logs = (
+            StepLogs(
+                client,
+                telemetry=StepLogTelemetry(registry),
+                max_entries=max_entries,
+                max_bytes=max_bytes,
+            )
+            if logs
+            else None
+        )
         app = create_app(
             publisher=publisher, registry=registry, ready=lambda: True, logs=step_logs, demo=True
         )
@@ -247,29 +257,60 @@ def _step(number: int) -> FailedStep:
     return FailedStep(number, JOB_URL, "Run", 103, 0, "a", f"https://s3.example/output/{number}")
 
 
+def _evictions(registry: CollectorRegistry, reason: str) -> float:
+    value = registry.get_sample_value(
+        "circleci_exporter_step_log_cache_evictions_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
 async def test_the_cache_is_bounded_in_entries_and_bytes() -> None:
     api = FakeCircleCI(lines=["x" * 99 + "\n"] * 10)  # 1000 bytes per log
+    registry = CollectorRegistry()
+    telemetry = StepLogTelemetry(registry)
     async with CircleCIClient(
         "https://circleci.example/api", None, limiter=RateLimiter(1000, 1000, 4),
         telemetry=ApiTelemetry(CollectorRegistry()), transport=httpx.MockTransport(api.handler),
     ) as client:  # fmt: skip
-        logs = StepLogs(client, max_entries=3, max_bytes=2500)
+        logs = StepLogs(client, telemetry=telemetry, max_entries=3, max_bytes=2500)
         for number in (1, 2, 3):
             await logs.tail(P, _step(number))
         assert logs.cached == (2, 2000)  # bytes bound: the oldest went
+        assert _evictions(registry, "bytes") == 1
         await logs.tail(P, _step(3))
         assert len(api.seen) == 3  # a hit
         await logs.tail(P, _step(1))
         assert len(api.seen) == 4  # evicted, fetched again
 
-        logs = StepLogs(client, max_entries=2, max_bytes=1 << 20)
+        logs = StepLogs(client, telemetry=telemetry, max_entries=2, max_bytes=1 << 20)
         for number in (1, 2, 3):
             await logs.tail(P, _step(number))
         assert logs.cached == (2, 2000)  # entries bound
+        assert _evictions(registry, "entries") == 1
 
-        tiny = StepLogs(client, max_entries=2, max_bytes=500)
+        tiny = StepLogs(client, telemetry=telemetry, max_entries=2, max_bytes=500)
         tail = await tiny.tail(P, _step(1))
         assert len(tail.lines) == 10 and tiny.cached == (0, 0)  # served, never kept
+        assert _evictions(registry, "too_large") == 1
+
+
+async def test_concurrent_readers_of_one_log_cost_one_request() -> None:
+    api = FakeCircleCI()
+    async with CircleCIClient(
+        "https://circleci.example/api", None, limiter=RateLimiter(1000, 1000, 4),
+        telemetry=ApiTelemetry(CollectorRegistry()), transport=httpx.MockTransport(api.handler),
+    ) as client:  # fmt: skip
+        logs = StepLogs(client, telemetry=StepLogTelemetry(CollectorRegistry()))
+        results: list[tuple[str, ...]] = []
+
+        async def read() -> None:
+            results.append((await logs.tail(P, _step(7))).lines)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(read)
+        assert len(results) == 5 and len(set(results)) == 1
+        assert len(api.seen) == 1
 
 
 def test_ansi_and_carriage_returns_are_cleaned() -> None:
