@@ -55,7 +55,7 @@ async def _serve_simulator(projects: int, seed: int, latency: float) -> None:
                 sim.faults.add(match="*", latency=seconds)
 
         set_latency(latency)
-        print(sim.api_url, flush=True)
+        print(sim.api_url, sim.token, flush=True)
         while line := await anyio.to_thread.run_sync(sys.stdin.readline):
             command, value = line.split()
             if command == "advance":
@@ -76,7 +76,7 @@ class SimulatorProcess:
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        self.api_url = self._readline()
+        self.api_url, self.token = self._readline().split()
 
     def _readline(self) -> str:
         assert self._proc.stdout is not None
@@ -137,12 +137,13 @@ class Exporter:
     state: State
 
 
-def settings_for(args: argparse.Namespace, api_url: str, slugs: list[str]) -> Settings:
+def settings_for(args: argparse.Namespace, sim: SimulatorProcess, slugs: list[str]) -> Settings:
     return load_settings(
         None,
         {
             "api": {
-                "url": api_url,
+                "url": sim.api_url,
+                "token": sim.token,
                 "requests_per_second": args.rps,
                 "burst": args.burst,
                 "max_concurrency": args.concurrency,
@@ -289,7 +290,7 @@ async def _run(args: argparse.Namespace, sim: SimulatorProcess) -> None:
     slugs = [project.slug for project in world.projects]
     floor = T0 - timedelta(hours=args.lookback_hours)
     in_window = [sum(p.created_at >= floor for p in world.pipelines(s)) for s in slugs]
-    settings = settings_for(args, sim.api_url, slugs)
+    settings = settings_for(args, sim, slugs)
 
     sim_time = SimTime()
     ours = make_exporter(settings, sim_time)
@@ -297,7 +298,7 @@ async def _run(args: argparse.Namespace, sim: SimulatorProcess) -> None:
 
     step = max(1, args.projects // args.baseline_projects)
     subset = slugs[::step][: args.baseline_projects]
-    naive = make_exporter(settings_for(args, sim.api_url, subset), SimTime())
+    naive = make_exporter(settings_for(args, sim, subset), SimTime())
     naive_picture = await first_picture(naive, concurrently=False)
     await naive.client.aclose()
 

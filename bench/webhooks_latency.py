@@ -80,8 +80,8 @@ async def bench(events: int, rate: float, seed: int) -> None:
     settings = load_settings(
         None,
         {
-            "api": {"url": "http://sim/api", "requests_per_second": 1e6, "burst": 10**6,
-                    "max_concurrency": 64},
+            "api": {"url": "http://sim/api", "token": world.config.token,
+                    "requests_per_second": 1e6, "burst": 10**6, "max_concurrency": 64},
             "projects": [{"slug": p.slug} for p in world.projects],
             "defaults": {"other_branches": "fold"},
             "collect": {"lookback": 60.0, "series_ttl": 1e9},

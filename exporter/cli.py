@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--speed", type=float, default=1.0, help="time compression (60: an hour in a minute)"
     )
-    simulate.add_argument("--token", help="require this token (default: accept any)")
+    simulate.add_argument(
+        "--token", help="the token clients must send (default: a fresh one, printed at start)"
+    )
     webhooks = commands.add_parser("webhooks", help="manage the CircleCI webhooks")
     webhook_commands = webhooks.add_subparsers(
         dest="webhooks_command", metavar="COMMAND", required=True
@@ -335,9 +337,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from exporter.simulator import SimConfig, serve
 
     try:
-        config = SimConfig(
-            projects=args.projects, seed=args.seed, speed=args.speed, token=args.token
-        )
+        token = {"token": args.token} if args.token is not None else {}
+        config = SimConfig(projects=args.projects, seed=args.seed, speed=args.speed, **token)
         sock = listen(args.listen, key="simulate --listen")
     except ValueError as err:
         return _fail([f"simulate: {err}"])

@@ -1,7 +1,8 @@
 """`circleci-exporter --demo`: the exporter watching a simulated organisation, in one process.
 
 The simulator serves on a loopback port, so the exporter talks to it over real HTTP exactly as
-it talks to circleci.com; nothing leaves the machine and no token is needed.
+it talks to circleci.com, with the token the simulator made up for this run; nothing leaves the
+machine and the user needs no token.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import timedelta
+
+from pydantic import SecretStr
 
 from exporter.service import run_exporter
 from exporter.settings import ProjectSettings, Settings
@@ -25,8 +28,8 @@ DEMO_WORLD = SimConfig(
 )
 
 
-def demo_settings(settings: Settings, api_url: str, project_slugs: list[str]) -> Settings:
-    """The user's settings pointed at the simulator, with its projects and quick cycles."""
+def demo_settings(settings: Settings, sim: RunningSimulator) -> Settings:
+    """The user's settings pointed at the simulator, with its token, projects and quick cycles."""
     collect = settings.collect.model_copy(
         update={
             "interval": min(settings.collect.interval, 5.0),
@@ -34,19 +37,25 @@ def demo_settings(settings: Settings, api_url: str, project_slugs: list[str]) ->
         }
     )
     # The simulator is local: no need to ration requests as for circleci.com.
-    api = settings.api.model_copy(update={"url": api_url, "requests_per_second": 200.0})
+    api = settings.api.model_copy(
+        update={
+            "url": sim.api_url,
+            "token": SecretStr(sim.token),
+            "token_file": None,
+            "requests_per_second": 200.0,
+        }
+    )
     projects = [
-        ProjectSettings(slug=slug, branches=["default", "release/*"], other_branches="fold")
-        for slug in project_slugs
+        ProjectSettings(slug=p.slug, branches=["default", "release/*"], other_branches="fold")
+        for p in sim.world.projects
     ]
     return settings.model_copy(update={"api": api, "collect": collect, "projects": projects})
 
 
 async def run_demo(settings: Settings, sock: socket.socket) -> None:
     async with RunningSimulator(DEMO_WORLD) as sim:
-        slugs = [p.slug for p in sim.world.projects]
         logger.info(
             "demo: watching a simulated organisation",
-            extra={"projects": len(slugs), "simulator": sim.api_url},
+            extra={"projects": len(sim.world.projects), "simulator": sim.api_url},
         )
-        await run_exporter(demo_settings(settings, sim.api_url, slugs), sock, demo=True)
+        await run_exporter(demo_settings(settings, sim), sock, demo=True)

@@ -66,6 +66,15 @@ _PARSE_IN_THREAD_BYTES = 256 * 1024
 # Defaults of the limits (see ApiSettings, where each is a setting).
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_PAGES = 100
+# Idle pooled connections are dropped after this many seconds: below any server's keep-alive
+# timeout we know of (uvicorn's default 5 s, the simulator's 30 s), so the client never reuses a
+# connection the server is closing at that very moment.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
+# What reusing a pooled connection the server has just closed looks like: the request was sent
+# but no response came. Safe to resend at once for an idempotent GET.
+_STALE_CONNECTION = frozenset(
+    error.__name__ for error in (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+)
 _OUTPUT_LINES = TypeAdapter(list[models.OutputLine])
 
 
@@ -119,6 +128,7 @@ class CircleCIClient:
             base_url=self._base_url,
             headers=headers,
             timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS),
             http2=True,
             transport=transport,
         )
@@ -126,6 +136,7 @@ class CircleCIClient:
         self._presigned = httpx.AsyncClient(
             headers={k: v for k, v in headers.items() if k != "Circle-Token"},
             timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS),
             transport=transport,
         )
 
@@ -540,9 +551,20 @@ class CircleCIClient:
         `text` the body as text. `presigned`: `path` is a whole URL that wants no token."""
         http = self._presigned if presigned else self._http
         attempt = 0
+        resent_stale = False
         while True:
             outcome = await self._attempt(http, operation, method, path, params, payload, attempt)
             if isinstance(outcome, _Failure):
+                stale = outcome.error_type in _STALE_CONNECTION
+                if method == "GET" and stale and not resent_stale:
+                    # Most likely a pooled connection closed under us, not a failing API: resend
+                    # once on a fresh connection, without a warning, before counting a retry.
+                    resent_stale = True
+                    logger.debug(
+                        "resending CircleCI request on a fresh connection",
+                        extra={"endpoint": operation, "error_type": outcome.error_type},
+                    )
+                    continue
                 response, failure = None, outcome
                 reason: str | None = outcome.reason
                 pause = self._breaker.failed()

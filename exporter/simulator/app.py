@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -65,8 +66,7 @@ def _endpoint(route: ApiRoute, ctx: SimContext) -> Endpoint:
 
 
 async def _respond(route: ApiRoute, ctx: SimContext, request: Request) -> Response:
-    token = ctx.world.config.token
-    if token is not None and not route.presigned and not _authorized(request, token):
+    if not route.presigned and not _authorized(request, ctx.world.config.token):
         return ApiError(401, "Invalid token provided.").response()
     decision = ctx.faults.decide(route.operation_id, request.url.path)
     if decision.delay:
@@ -79,7 +79,9 @@ async def _respond(route: ApiRoute, ctx: SimContext, request: Request) -> Respon
         return error.response()
     except InvalidPageToken:
         return ApiError(404, "Not Found").response()
-    response = body if isinstance(body, Response) else JSONResponse(body)
+    if not isinstance(body, Response):
+        body = JSONResponse(ctx.faults.apply_quirks(body, decision))
+    response: Response = body
     if decision.malformed:
         return Response(
             malform(bytes(response.body)), response.status_code, media_type="application/json"
@@ -88,8 +90,8 @@ async def _respond(route: ApiRoute, ctx: SimContext, request: Request) -> Respon
 
 
 def _authorized(request: Request, token: str) -> bool:
-    """Accept the three forms CircleCI documents, plus the deprecated query parameter
-    (docs/circleci-api.md §Auth and errors)."""
+    """Accept the forms CircleCI documents (docs/circleci-api.md §Auth and errors): `Circle-Token`,
+    `Authorization: Bearer`, Basic with the token as user, and the deprecated `?circle-token=`."""
     offered = request.headers.get("circle-token") or request.query_params.get("circle-token")
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
@@ -109,8 +111,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"message": message}, status_code=exc.status_code)
 
 
+def _from_loopback(request: Request) -> bool:
+    """The `/__sim` control endpoints need no token, so they answer this machine only."""
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_only() -> Response:
+    return JSONResponse(
+        {"message": "the simulator's control endpoints answer loopback clients only"}, 403
+    )
+
+
 def _stats(ctx: SimContext) -> Endpoint:
     async def stats(request: Request) -> Response:
+        if not _from_loopback(request):
+            return _loopback_only()
         return JSONResponse(ctx.stats())
 
     return stats
@@ -118,6 +136,8 @@ def _stats(ctx: SimContext) -> Endpoint:
 
 def _faults_control(ctx: SimContext) -> Endpoint:
     async def control(request: Request) -> Response:
+        if not _from_loopback(request):
+            return _loopback_only()
         if request.method == "POST":
             try:
                 rule = FaultRule.model_validate_json(await request.body())

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
 FlakyTestsCasing = Literal["snake", "kebab"]
+
+
+def new_token() -> str:
+    """A fresh personal API token, in the shape of CircleCI's (`CCIPAT_...`)."""
+    return f"CCIPAT_sim_{secrets.token_hex(20)}"
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,9 @@ class SimConfig:
     seed: int = 1
     speed: float = 1.0
     history: timedelta | float = timedelta(days=7)
-    token: str | None = None
+    # The token every API request must carry (docs/simulator.md "Authentication"); a fresh one
+    # unless given, so no client's 401 path goes untested.
+    token: str = field(default_factory=new_token)
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_duplicate_ratio: float = 0.05
@@ -35,6 +43,8 @@ class SimConfig:
     insights_refresh: float = 60.0
 
     def __post_init__(self) -> None:
+        if not self.token:
+            raise ValueError("token must not be empty")
         if self.projects < 1:
             raise ValueError(f"projects must be at least 1, got {self.projects}")
         if not math.isfinite(self.speed) or self.speed <= 0:
@@ -62,6 +72,6 @@ class SimConfig:
         # The token and the webhook secret are credentials: never print them.
         return (
             f"SimConfig(projects={self.projects}, seed={self.seed}, speed={self.speed}, "
-            f"history={self.history_seconds}s, token={'set' if self.token else None}, "
+            f"history={self.history_seconds}s, token=<set>, "
             f"webhook_url={self.webhook_url!r}, flaky_tests_casing={self.flaky_tests_casing!r})"
         )

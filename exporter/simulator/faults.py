@@ -30,6 +30,14 @@ class FaultRule(BaseModel):
     malformed_ratio: float = Field(0.0, ge=0, le=1, description="share with a truncated body")
     requests_per_second: float | None = Field(None, gt=0, description="token-bucket limit")
     burst: int | None = Field(None, ge=1, description="bucket size; defaults to one second's worth")
+    # Live quirks clients must survive, off by default: the default shapes are the ones
+    # CircleCI's own client parses (docs/circleci-api.md §Pagination, §Test results).
+    omit_last_page_token_ratio: float = Field(
+        0.0, ge=0, le=1, description="share of last pages sent without the next_page_token key"
+    )
+    test_quirks_ratio: float = Field(
+        0.0, ge=0, le=1, description="share of test results with run_time as a string, no file"
+    )
 
     def matches(self, operation_id: str, path: str) -> bool:
         return self.match == operation_id or fnmatchcase(path, self.match)
@@ -42,6 +50,8 @@ class FaultDecision:
     delay: float = 0.0
     response: Response | None = None
     malformed: bool = False
+    omit_last_page_token: bool = False
+    test_quirks_ratio: float = 0.0
 
 
 @dataclass
@@ -98,6 +108,9 @@ class Faults:
     def _apply(self, index: int, rule: FaultRule, decision: FaultDecision) -> None:
         rng = self._rng
         decision.delay += rule.latency + (rng.uniform(0, rule.jitter) if rule.jitter else 0.0)
+        if rule.omit_last_page_token_ratio and rng.random() < rule.omit_last_page_token_ratio:
+            decision.omit_last_page_token = True
+        decision.test_quirks_ratio = max(decision.test_quirks_ratio, rule.test_quirks_ratio)
         if decision.response is not None:
             return
         if rule.requests_per_second is not None:
@@ -116,6 +129,28 @@ class Faults:
             decision.response = JSONResponse({"message": "Gateway Timeout"}, status_code=504)
         elif rule.malformed_ratio and rng.random() < rule.malformed_ratio:
             decision.malformed = True
+
+    def apply_quirks(self, body: object, decision: FaultDecision) -> object:
+        """The live quirks `decision` asks for, applied to a JSON body about to be sent."""
+        if not isinstance(body, dict):
+            return body
+        if decision.omit_last_page_token and body.get("next_page_token", "") is None:
+            body = {key: value for key, value in body.items() if key != "next_page_token"}
+        if decision.test_quirks_ratio:
+            body = dict(body)  # never change an answer the handler may have cached
+            with self._lock:
+                for key in ("items", "tests"):  # v2 getTests pages, v1.1 test metadata
+                    if isinstance(body.get(key), list):
+                        body[key] = [self._test_quirk(item, decision) for item in body[key]]
+        return body
+
+    def _test_quirk(self, item: object, decision: FaultDecision) -> object:
+        """Live: `run_time` sometimes a string, `file` sometimes absent (MCP server schemas)."""
+        is_test = isinstance(item, dict) and {"run_time", "file", "result"} <= item.keys()
+        if not is_test or self._rng.random() >= decision.test_quirks_ratio:
+            return item
+        assert isinstance(item, dict)
+        return {k: str(v) if k == "run_time" else v for k, v in item.items() if k != "file"}
 
     def _bucket(self, index: int, rule: FaultRule) -> _Bucket:
         bucket = self._buckets.get(index)

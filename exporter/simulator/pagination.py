@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import TypeVar
@@ -55,13 +54,10 @@ def take_page(items: Iterable[T]) -> tuple[list[T], bool]:
     return page[:PAGE_SIZE], len(page) > PAGE_SIZE
 
 
-def page_body(items: list[object], next_token: str | None, request_key: str) -> dict[str, object]:
-    """Items plus the token; on the last page the live API sometimes omits the key entirely.
+def page_body(items: list[object], next_token: str | None) -> dict[str, object]:
+    """Items plus the token, which is always present and `null` on the last page.
 
-    A consumer must tolerate a missing `next_page_token` on the last page (docs/circleci-api.md
-    §Pagination). Which lists do that is fixed per request path, so responses stay deterministic.
+    The live API always sends the key (docs/circleci-api.md §Pagination); leaving it out is an
+    opt-in fault (`FaultRule.omit_last_page_token_ratio`).
     """
-    body: dict[str, object] = {"items": items}
-    if next_token is not None or zlib.crc32(request_key.encode()) % 2 == 0:
-        body["next_page_token"] = next_token
-    return body
+    return {"items": items, "next_page_token": next_token}

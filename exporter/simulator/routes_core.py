@@ -57,7 +57,7 @@ async def list_project_pipelines(request: Request, ctx: SimContext) -> object:
         end = bisect.bisect_left(pipelines, before, key=lambda p: p.number)
     page = pipelines[max(0, end - PAGE_SIZE) : end][::-1]
     next_token = encode_token(scope, page[-1].number) if end > PAGE_SIZE else None
-    return page_body([serialize.pipeline(p, now) for p in page], next_token, request.url.path)
+    return page_body([serialize.pipeline(p, now) for p in page], next_token)
 
 
 async def get_pipeline_by_number(request: Request, ctx: SimContext) -> object:
@@ -93,7 +93,7 @@ async def list_org_pipelines(request: Request, ctx: SimContext) -> object:
             raise InvalidPageToken(token)
     page, more = take_page(feed)
     next_token = encode_token(scope, _feed_position(page[-1])) if more else None
-    return page_body([serialize.pipeline(p, now) for p in page], next_token, request.url.path)
+    return page_body([serialize.pipeline(p, now) for p in page], next_token)
 
 
 def _feed_position(pipeline: Pipeline) -> str:
@@ -117,7 +117,7 @@ async def list_pipeline_workflows(request: Request, ctx: SimContext) -> object:
     page, next_token = offset_page(
         workflows, request.query_params.get("page-token"), f"workflows:{pipeline_id}"
     )
-    return page_body([serialize.workflow(w, now) for w in page], next_token, request.url.path)
+    return page_body([serialize.workflow(w, now) for w in page], next_token)
 
 
 async def get_workflow(request: Request, ctx: SimContext) -> object:
@@ -138,7 +138,7 @@ async def list_workflow_jobs(request: Request, ctx: SimContext) -> object:
     page, next_token = offset_page(
         workflow.jobs, request.query_params.get("page-token"), f"jobs:{workflow_id}"
     )
-    return page_body([serialize.job(j, now) for j in page], next_token, request.url.path)
+    return page_body([serialize.job(j, now) for j in page], next_token)
 
 
 def _job(request: Request, ctx: SimContext) -> tuple[Job, datetime]:
@@ -161,7 +161,7 @@ async def get_tests(request: Request, ctx: SimContext) -> object:
         request.query_params.get("page-token"),
         f"tests:{job.id}",
     )
-    return page_body(list(page), next_token, request.url.path)
+    return page_body(list(page), next_token)
 
 
 async def get_artifacts(request: Request, ctx: SimContext) -> object:
@@ -169,14 +169,14 @@ async def get_artifacts(request: Request, ctx: SimContext) -> object:
     page, next_token = offset_page(
         serialize.artifacts(job, now), request.query_params.get("page-token"), f"artifacts:{job.id}"
     )
-    return page_body(list(page), next_token, request.url.path)
+    return page_body(list(page), next_token)
 
 
 async def list_schedules(request: Request, ctx: SimContext) -> object:
     project = ctx.project(request)
     items = [serialize.schedule(project)] if project.schedule else []
     page, next_token = offset_page(items, request.query_params.get("page-token"), "schedules")
-    return page_body(list(page), next_token, request.url.path)
+    return page_body(list(page), next_token)
 
 
 async def get_v1_job(request: Request, ctx: SimContext) -> object:

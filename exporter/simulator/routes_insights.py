@@ -89,7 +89,7 @@ async def workflow_metrics(request: Request, ctx: SimContext) -> object:
         for name in _workflow_names(project)
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
-    return page_body(list(page), token, request.url.path)
+    return page_body(list(page), token)
 
 
 async def workflow_runs(request: Request, ctx: SimContext) -> object:
@@ -113,7 +113,7 @@ async def workflow_runs(request: Request, ctx: SimContext) -> object:
         for run in reversed(runs)
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
-    return page_body(list(page), token, request.url.path)
+    return page_body(list(page), token)
 
 
 def _run_range(request: Request, now: datetime) -> Window:
@@ -178,7 +178,7 @@ async def job_metrics(request: Request, ctx: SimContext) -> object:
         if wanted in job_name
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
-    return page_body(list(page), token, request.url.path)
+    return page_body(list(page), token)
 
 
 async def workflow_summary(request: Request, ctx: SimContext) -> object:
@@ -368,7 +368,7 @@ async def job_timeseries(request: Request, ctx: SimContext) -> object:
         for (bucket, job_name), jobs in sorted(buckets.items())
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
-    return {"next_page_token": token, "items": list(page)}
+    return page_body(list(page), token)
 
 
 def _timeseries_item(

@@ -79,7 +79,7 @@ async def list_webhooks(request: Request, ctx: SimContext) -> object:
         raise ApiError(400, "scope-id and scope-type=project are required")
     hooks = [_serialize(hook) for hook in ctx.webhooks.for_scope(scope_id)]
     page, token = offset_page(hooks, request.query_params.get("page-token"), f"webhooks:{scope_id}")
-    return page_body(list(page), token, request.url.path)
+    return page_body(list(page), token)
 
 
 async def create_webhook(request: Request, ctx: SimContext) -> object:

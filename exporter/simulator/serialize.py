@@ -218,13 +218,15 @@ def job_test_results(j: Job, now: datetime) -> list[JSON]:
     results = []
     for i, test in enumerate(j.template.tests):
         run_time = round(test.mean_run_time * rng.lognormvariate(0, 0.3), 3)
+        # The message is a string, empty unless the test failed (CircleCI's MCP server requires
+        # `message: z.string()`; docs/circleci-api.md §Test results).
         if test.skipped:
-            result, message, run_time = "skipped", None, 0.0
+            result, message, run_time = "skipped", "", 0.0
         elif i in failed:
             result = "failure"
             message = f"AssertionError: {test.name} expected 200, got 500"
         else:
-            result, message = "success", None
+            result, message = "success", ""
         results.append(
             {
                 "message": message,

@@ -22,6 +22,8 @@ from exporter.simulator.world import World
 
 logger = logging.getLogger(__name__)
 
+SERVER_KEEP_ALIVE_SECONDS = 30
+
 
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handlers: the process that embeds us owns Ctrl+C."""
@@ -66,6 +68,11 @@ class RunningSimulator:
         return f"http://{self._host}:{self._port}/api"
 
     @property
+    def token(self) -> str:
+        """The token every API request must carry."""
+        return self.config.token
+
+    @property
     def base_url(self) -> str:
         return f"http://{self._host}:{self._port}"
 
@@ -88,6 +95,9 @@ class RunningSimulator:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            # Longer than any client's pool keeps an idle connection (the exporter's: 4 s), so
+            # the server never closes one a client is about to reuse.
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
         )
         self._server = _EmbeddedServer(config)
         self._task_group = anyio.create_task_group()
@@ -117,5 +127,8 @@ class RunningSimulator:
 async def serve(config: SimConfig, sock: socket.socket) -> None:
     """Serve a simulated organisation on a bound socket until cancelled (`simulate`)."""
     async with RunningSimulator(config, sock=sock) as sim:
-        logger.info("point the exporter at CIRCLECI_API_URL=%s", sim.api_url)
+        # The simulator's own token, not a secret of anyone's: the user needs it to connect.
+        logger.info(
+            "point the exporter at CIRCLECI_API_URL=%s CIRCLECI_TOKEN=%s", sim.api_url, sim.token
+        )
         await anyio.sleep_forever()

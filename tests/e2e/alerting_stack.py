@@ -185,7 +185,7 @@ def running_simulator(config: SimConfig) -> Iterator[Simulator]:
 
 
 @contextmanager
-def running_exporter(api_url: str, project: Project, work_dir: Path) -> Iterator[Server]:
+def running_exporter(sim: RunningSimulator, project: Project, work_dir: Path) -> Iterator[Server]:
     """`circleci-exporter` tracking the default and feature branches of `project`, once its
     first collection is done."""
     config = work_dir / "exporter.yml"
@@ -204,7 +204,7 @@ def running_exporter(api_url: str, project: Project, work_dir: Path) -> Iterator
         "--web.listen-address", f"127.0.0.1:{port}",
         "--log.level", "warning",
     ]  # fmt: skip
-    env = {**os.environ, "CIRCLECI_TOKEN": "e2e-test-token", "CIRCLECI_API_URL": api_url}
+    env = {**os.environ, "CIRCLECI_TOKEN": sim.token, "CIRCLECI_API_URL": sim.api_url}
     with running_process(
         "exporter", command, port, work_dir, ready_path="/readyz", env=env
     ) as exporter:
@@ -353,7 +353,7 @@ def alerting_stack(
         at_start(simulator)
         # Before Prometheus, so CircleCIExporterDown never fires and inhibits the page.
         exporter = processes.enter_context(
-            running_exporter(simulator.running.api_url, scenario.project, work_dir)
+            running_exporter(simulator.running, scenario.project, work_dir)
         )
         prometheus_config = prometheus_config_for_test(
             work_dir,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import SecretStr
+
 from exporter.collect.live import LiveCollector
 from exporter.components import Components, build_components
 from exporter.settings import Settings, load_settings
@@ -75,7 +77,9 @@ async def exporter(sim: RunningSimulator, settings: Settings) -> AsyncIterator[E
     def now() -> float:
         return clock.now().timestamp()
 
-    async with build_components(settings, clock=now) as parts:
+    # The simulator's token, as a user would put it in CIRCLECI_TOKEN.
+    api = settings.api.model_copy(update={"token": SecretStr(sim.token)})
+    async with build_components(settings.model_copy(update={"api": api}), clock=now) as parts:
         yield Exporter(parts)
 
 

@@ -97,7 +97,7 @@ async def exporter(
     settings = load_settings(
         None,
         {
-            "api": {"url": sim.api_url, "max_retries": 0, **(api or FAST)},
+            "api": {"url": sim.api_url, "token": sim.token, "max_retries": 0, **(api or FAST)},
             "projects": [{"slug": p.slug, "branches": BRANCHES} for p in sim.world.projects],
             "collect": {"insights_window": WINDOW, **collect},
             "insights": {"enabled": True},
@@ -123,7 +123,9 @@ class Truth:
     """What the simulator's endpoints answer, read as raw JSON (not through the client)."""
 
     def __init__(self, sim: RunningSimulator) -> None:
-        self._http = httpx.AsyncClient(base_url=sim.api_url + "/v2")
+        self._http = httpx.AsyncClient(
+            base_url=sim.api_url + "/v2", headers={"Circle-Token": sim.token}
+        )
 
     async def get(self, path: str, **params: str) -> Any:
         response = await self._http.get(path, params=params)

@@ -1,5 +1,6 @@
 """Retries on 429, 5xx, timeouts and connection errors; waits are read off the fake clock."""
 
+import logging
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -231,3 +232,46 @@ async def test_waits_use_the_injected_sleep_not_the_limiter_slot(
         with anyio.fail_after(5):  # sleeping inside the slot would deadlock here
             await client.get_pipeline("p-1")
     assert order == ["backoff", "other request done"]
+
+
+@pytest.mark.anyio
+async def test_a_stale_pooled_connection_is_resent_at_once_without_a_warning(
+    api: respx.MockRouter,
+    client: CircleCIClient,
+    registry: CollectorRegistry,
+    clock: "FakeClock",
+    load: Callable[[str], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stale = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    route = api.get(ME).mock(side_effect=[stale, httpx.Response(200, json=load("me.json"))])
+    with caplog.at_level(logging.DEBUG, logger="exporter.circleci"):
+        assert (await client.get_current_user()).login == "octo-dev"
+    assert route.call_count == 2
+    assert clock.sleeps == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert _retries(registry, "getCurrentUser", "connection") is None
+
+
+@pytest.mark.anyio
+async def test_a_second_dropped_connection_is_a_counted_retry(
+    api: respx.MockRouter,
+    client: CircleCIClient,
+    registry: CollectorRegistry,
+    load: Callable[[str], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dropped = httpx.ReadError("Connection reset by peer")
+    api.get(ME).mock(side_effect=[dropped, dropped, httpx.Response(200, json=load("me.json"))])
+    assert (await client.get_current_user()).login == "octo-dev"
+    assert _retries(registry, "getCurrentUser", "connection") == 1.0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "retrying CircleCI request"
+    ]
+
+
+def test_pooled_connections_expire_before_the_simulators_keep_alive() -> None:
+    from exporter.circleci.client import KEEPALIVE_EXPIRY_SECONDS
+    from exporter.simulator.server import SERVER_KEEP_ALIVE_SECONDS
+
+    assert KEEPALIVE_EXPIRY_SECONDS < 5 < SERVER_KEEP_ALIVE_SECONDS  # 5 s: uvicorn's default

@@ -31,5 +31,9 @@ def faults() -> Faults:
 @pytest.fixture
 async def api(world: World, faults: Faults) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(world, faults))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v2") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://sim/api/v2",
+        headers={"Circle-Token": world.config.token},
+    ) as client:
         yield client

@@ -47,7 +47,11 @@ async def test_error_ratio_is_a_share_and_repeatable(world: World, api: httpx.As
         faults = Faults(seed)
         faults.add(match="getCurrentUser", error_ratio=0.5)
         transport = httpx.ASGITransport(app=create_app(world, faults))
-        async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v2") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://sim/api/v2",
+            headers={"Circle-Token": world.config.token},
+        ) as client:
             return [(await client.get("/me")).status_code for _ in range(40)]
 
     first, again = await codes(3), await codes(3)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
-from exporter.simulator import SimClock, SimConfig, World, create_app
+from exporter.simulator import Faults, SimClock, SimConfig, World, create_app
 
 pytestmark = pytest.mark.anyio
 
@@ -37,15 +38,42 @@ async def test_pages_hold_20_items_and_chain_to_the_end(
     assert [i["number"] for i in items] == [p.number for p in reversed(world.pipelines(slug))]
 
 
-async def test_last_page_token_is_missing_for_some_lists_and_null_for_others(
-    world: World, api: httpx.AsyncClient
+async def test_last_page_token_is_null_unless_a_fault_omits_it(
+    world: World, faults: Faults, api: httpx.AsyncClient
 ) -> None:
-    seen = set()
-    for project in world.projects:
-        for pipeline in world.pipelines(project.slug)[-30:]:
-            body = (await api.get(f"/pipeline/{pipeline.id}/workflow")).json()
-            seen.add("next_page_token" in body)
-    assert seen == {True, False}
+    urls = [
+        f"/pipeline/{pipeline.id}/workflow"
+        for project in world.projects
+        for pipeline in world.pipelines(project.slug)[-10:]
+    ]
+    bodies = [(await api.get(url)).json() for url in urls]
+    assert all(body["next_page_token"] is None for body in bodies)
+    faults.add(match="listWorkflowsByPipelineId", omit_last_page_token_ratio=1.0)
+    bodies = [(await api.get(url)).json() for url in urls]
+    assert all("next_page_token" not in body for body in bodies)
+    # A page with more to come keeps its token whatever the fault says.
+    slug = world.projects[0].slug
+    faults.add(match="listPipelinesForProject", omit_last_page_token_ratio=1.0)
+    assert (await api.get(f"/project/{slug}/pipeline")).json()["next_page_token"]
+
+
+async def test_test_messages_are_strings_and_quirks_are_opt_in(
+    world: World, faults: Faults, api: httpx.AsyncClient
+) -> None:
+    slug = world.projects[0].slug
+    job = next(
+        j for w in world.workflows(slug) for j in w.jobs
+        if j.template.tests and j.ran and j.is_completed_at(world.now())
+    )  # fmt: skip
+    url = f"/project/{slug}/{job.number}/tests"
+    items = (await api.get(url)).json()["items"]
+    assert items and all(isinstance(item["message"], str) for item in items)
+    assert all(item["message"] == "" for item in items if item["result"] != "failure")
+    assert all(isinstance(item["run_time"], float) and "file" in item for item in items)
+    faults.add(match="getTests", test_quirks_ratio=1.0)
+    quirky = (await api.get(url)).json()["items"]
+    assert all(isinstance(item["run_time"], str) and "file" not in item for item in quirky)
+    assert [float(item["run_time"]) for item in quirky] == [item["run_time"] for item in items]
 
 
 async def test_invalid_page_token_is_404_not_found(world: World, api: httpx.AsyncClient) -> None:
@@ -180,25 +208,50 @@ def _basic(token: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "header",
+    "credentials",
     [
-        lambda token: {"Circle-Token": token},
-        lambda token: {"Authorization": f"Bearer {token}"},
-        lambda token: {"Authorization": _basic(token)},
+        lambda token: {"headers": {"Circle-Token": token}},
+        lambda token: {"headers": {"Authorization": f"Bearer {token}"}},
+        lambda token: {"headers": {"Authorization": _basic(token)}},
+        lambda token: {"params": {"circle-token": token}},
     ],
-    ids=["circle-token", "bearer", "basic"],
+    ids=["circle-token", "bearer", "basic", "query"],
 )
-async def test_token_forms_are_accepted(
-    clock: SimClock, header: Callable[[str], dict[str, str]]
+async def test_token_forms_are_accepted_on_v2_and_v1(
+    clock: SimClock, credentials: Callable[[str], dict[str, Any]]
 ) -> None:
     world = World(SimConfig(projects=1, token="tok-123"), clock)
+    slug = world.projects[0].slug
+    now = world.now()
+    number = next(j.number for w in world.workflows(slug) for j in w.jobs if j.number_at(now))
     transport = httpx.ASGITransport(app=create_app(world))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api") as api:
+        for url in ("/v2/me", f"/v1.1/project/{slug}/{number}"):
+            assert (await api.get(url, **credentials("tok-123"))).status_code == 200
+            for refused in (await api.get(url, **credentials("nope")), await api.get(url)):
+                assert refused.status_code == 401
+                assert refused.json() == {"message": "Invalid token provided."}
+
+
+async def test_auth_is_on_by_default_with_a_fresh_token(clock: SimClock) -> None:
+    one, other = SimConfig(projects=1), SimConfig(projects=1)
+    assert one.token.startswith("CCIPAT_") and one.token != other.token
+    transport = httpx.ASGITransport(app=create_app(World(one, clock)))
     async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v2") as api:
-        assert (await api.get("/me", headers=header("tok-123"))).status_code == 200
-        response = await api.get("/me", headers=header("nope"))
-        assert response.status_code == 401
-        assert response.json() == {"message": "Invalid token provided."}
         assert (await api.get("/me")).status_code == 401
+        assert (await api.get("/me", headers={"Circle-Token": other.token})).status_code == 401
+        assert (await api.get("/me", headers={"Circle-Token": one.token})).status_code == 200
+
+
+async def test_control_endpoints_answer_loopback_only(world: World) -> None:
+    for client, allowed in ((("127.0.0.1", 5000), True), (("::1", 5000), True),
+                            (("192.0.2.7", 5000), False)):  # fmt: skip
+        transport = httpx.ASGITransport(app=create_app(world), client=client)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim") as sim:
+            for response in (await sim.get("/__sim/stats"), await sim.get("/__sim/faults")):
+                assert (response.status_code == 200) is allowed, (client, response.text)
+            posted = await sim.post("/__sim/faults", json={"match": "getTests", "error_ratio": 1})
+            assert (posted.status_code == 200) is allowed
 
 
 def test_config_repr_hides_credentials() -> None:

@@ -257,7 +257,9 @@ async def test_every_endpoint_matches_the_spec(
 ) -> None:
     world = World(SimConfig(projects=5, seed=3), clock)
     transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as api:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sim", headers={"Circle-Token": world.config.token}
+    ) as api:
         samples = await _samples(api, world)
     covered = {operation for operation, _ in samples}
     assert covered == {route.operation_id for route in API_ROUTES} - V1_ONLY
@@ -274,7 +276,11 @@ async def test_kebab_case_flaky_tests_match_the_spec(
 ) -> None:
     world = World(SimConfig(projects=5, seed=3, flaky_tests_casing="kebab"), clock)
     transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v2") as api:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://sim/api/v2",
+        headers={"Circle-Token": world.config.token},
+    ) as api:
         bodies = [(await api.get(f"/insights/{p.slug}/flaky-tests")).json() for p in world.projects]
     assert any(body["flaky-tests"] for body in bodies), "the world should have flaky tests"
     for body in bodies:

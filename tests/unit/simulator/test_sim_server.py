@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -205,7 +206,11 @@ async def test_serve_runs_until_cancelled(caplog: pytest.LogCaptureFixture) -> N
         message = next(
             r.getMessage() for r in caplog.records if "CIRCLECI_API_URL=" in r.getMessage()
         )
-        api_url = message.split("CIRCLECI_API_URL=")[1]
+        found = re.search(r"CIRCLECI_API_URL=(\S+) CIRCLECI_TOKEN=(\S+)", message)
+        assert found, message
+        api_url, token = found.groups()
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{api_url}/v2/me")).status_code == 200
+            assert (await client.get(f"{api_url}/v2/me")).status_code == 401
+            me = await client.get(f"{api_url}/v2/me", headers={"Circle-Token": token})
+            assert me.status_code == 200
         group.cancel_scope.cancel()

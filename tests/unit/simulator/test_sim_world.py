@@ -16,7 +16,11 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 async def _fetch(world: World, urls: list[str]) -> dict[str, object]:
     transport = httpx.ASGITransport(app=create_app(world))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api/v2") as api:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://sim/api/v2",
+        headers={"Circle-Token": world.config.token},
+    ) as api:
         return {url: (await api.get(url)).json() for url in urls}
 
 

@@ -28,7 +28,7 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 def settings_for(sim: RunningSimulator) -> Settings:
     return load_settings(
         None,
-        {"api": {"url": sim.api_url, "max_retries": 0},
+        {"api": {"url": sim.api_url, "token": sim.token, "max_retries": 0},
          "projects": [{"slug": p.slug} for p in sim.world.projects]},
     )  # fmt: skip
 
@@ -109,7 +109,7 @@ async def test_our_webhook_among_five_is_still_managed(sim: RunningSimulator) ->
 async def test_unknown_project_is_skipped_and_the_others_synced(sim: RunningSimulator) -> None:
     settings = load_settings(
         None,
-        {"api": {"url": sim.api_url, "max_retries": 0},
+        {"api": {"url": sim.api_url, "token": sim.token, "max_retries": 0},
          "projects": [{"slug": "gh/nobody/nothing"}, {"slug": sim.world.projects[0].slug}]},
     )  # fmt: skip
     results = await run_sync(settings, url=URL, secret=SECRET)
