@@ -154,7 +154,7 @@ async def job_runs(request: Request, ctx: SimContext) -> object:
         for job in sorted(jobs, key=lambda j: j.stopped_at, reverse=True)
     ]
     page, token = offset_page(items, request.query_params.get("page-token"), _list_scope(request))
-    return page_body(list(page), token, request.url.path)
+    return page_body(list(page), token)
 
 
 async def job_metrics(request: Request, ctx: SimContext) -> object:
