@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.project import ProjectCollector
@@ -63,7 +64,7 @@ async def _rig(wrap: Wrap) -> AsyncIterator[Rig]:
     registry = CollectorRegistry(auto_describe=False)
     async with CircleCIClient(
         "http://sim/api",
-        None,
+        SecretStr(world.config.token),
         limiter=RateLimiter(1000, 1000, 8),
         telemetry=ApiTelemetry(registry),
         transport=wrap(httpx.ASGITransport(app=create_app(world))),
