@@ -244,13 +244,15 @@ async def test_a_stale_pooled_connection_is_resent_at_once_without_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     stale = httpx.RemoteProtocolError("Server disconnected without sending a response.")
-    route = api.get(ME).mock(side_effect=[stale, httpx.Response(200, json=load("me.json"))])
+    route = api.get(PROJECT).mock(
+        side_effect=[stale, httpx.Response(200, json=load("project.json"))]
+    )
     with caplog.at_level(logging.DEBUG, logger="exporter.circleci"):
-        assert (await client.get_current_user()).login == "octo-dev"
+        assert (await client.get_project(SLUG)).slug == SLUG
     assert route.call_count == 2
     assert clock.sleeps == []
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert _retries(registry, "getCurrentUser", "connection") is None
+    assert _retries(registry, "getProjectBySlug", "connection") is None
 
 
 @pytest.mark.anyio
@@ -262,9 +264,11 @@ async def test_a_second_dropped_connection_is_a_counted_retry(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dropped = httpx.ReadError("Connection reset by peer")
-    api.get(ME).mock(side_effect=[dropped, dropped, httpx.Response(200, json=load("me.json"))])
-    assert (await client.get_current_user()).login == "octo-dev"
-    assert _retries(registry, "getCurrentUser", "connection") == 1.0
+    api.get(PROJECT).mock(
+        side_effect=[dropped, dropped, httpx.Response(200, json=load("project.json"))]
+    )
+    assert (await client.get_project(SLUG)).slug == SLUG
+    assert _retries(registry, "getProjectBySlug", "connection") == 1.0
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "retrying CircleCI request"
     ]
