@@ -65,8 +65,8 @@ def backfill(world: World) -> Backfill:
     settings = load_settings(
         None,
         {
-            "api": {"url": "http://sim/api", "token": "t", "requests_per_second": 1000,
-                    "burst": 1000},
+            "api": {"url": "http://sim/api", "token": world.config.token,
+                    "requests_per_second": 1000, "burst": 1000},
             "projects": [{"slug": p.slug} for p in world.projects],
         },
     )  # fmt: skip
