@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import itertools
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -288,6 +289,13 @@ class CollectSettings(_Section):
         default=True,
         description="Read the failing step of each failed job on a tracked branch (API v1.1).",
     )
+    max_pipeline_pages: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Pages (20 pipelines each) of a project's pipeline list read at most per "
+        "cycle. Unset: enough for 100 pipelines an hour over `lookback`, at least 10.",
+    )
     max_series_per_project: int = Field(
         default=2000,
         ge=1,
@@ -302,6 +310,13 @@ class CollectSettings(_Section):
         description="Requests of one project in flight at once, within api.max_concurrency, "
         "so that one slow project cannot hold every slot.",
     )
+
+    def pipeline_pages(self) -> int:
+        """`max_pipeline_pages`, or its default derived from `lookback`."""
+        if self.max_pipeline_pages is not None:
+            return self.max_pipeline_pages
+        # A busy monorepo builds ~100 pipelines an hour; 20 pipelines to a page.
+        return max(10, math.ceil(self.lookback / 3600 * 100 / 20))
 
 
 class InsightsSettings(_Section):

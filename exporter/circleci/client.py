@@ -180,14 +180,16 @@ class CircleCIClient:
         )
 
     def iter_project_pipeline_pages(
-        self, project_slug: str, *, branch: str | None = None
+        self, project_slug: str, *, branch: str | None = None, max_pages: int | None = None
     ) -> AsyncIterator[list[models.Pipeline]]:
-        """The project's pipelines, newest first, a page (20) at a time."""
+        """The project's pipelines, newest first, a page (20) at a time; at most `max_pages`
+        pages (default: the client's cap)."""
         return self._pages(
             "listPipelinesForProject",
             f"/v2/project/{_project(project_slug)}/pipeline",
             models.Pipeline,
             {"branch": branch},
+            max_pages=max_pages,
         )
 
     def iter_org_pipelines(
@@ -503,15 +505,18 @@ class CircleCIClient:
         path: str,
         item_model: type[ItemT],
         query: Query | None = None,
+        *,
+        max_pages: int | None = None,
     ) -> AsyncIterator[list[ItemT]]:
         """Yield whole pages; the next one is fetched only when the caller asks for it."""
+        limit = max_pages or self._max_pages
         params = _query(query or {})
         page_model = models.Page[item_model]  # type: ignore[valid-type]
         seen_tokens: set[str] = set()
         token: str | None = None
         pages = 0
         while True:
-            if pages >= self._max_pages:
+            if pages >= limit:
                 # A server that always hands out a fresh token would be paged forever.
                 self._telemetry.count_page_limit_hit(operation)
                 logger.warning(

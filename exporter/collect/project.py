@@ -135,7 +135,10 @@ class ProjectCollector:
         """Pipelines above the first known one. The rest of that page comes for free: a known
         pipeline whose `updated_at` moved got a new workflow (a rerun) and is read again."""
         new: list[models.Pipeline] = []
-        async for page in self.client.iter_project_pipeline_pages(self.slug):
+        pages = self.client.iter_project_pipeline_pages(
+            self.slug, max_pages=self.settings.pipeline_pages()
+        )
+        async for page in pages:
             reached_known = False
             for pipeline in page:
                 tracked = self._pipelines.get(pipeline.id)

@@ -93,7 +93,7 @@ def exporter_against(
         sections["webhooks"] = {"listen_address": f"127.0.0.1:{webhook_port}", **limits}
     config = {
         "projects": [{"slug": slug_of(name)} for name in (HEALTHY, *behaviours)],
-        "collect": {"interval": "1s", **sections.pop("collect", {})},
+        "collect": {"interval": "1s", "max_pipeline_pages": 5, **sections.pop("collect", {})},
         "insights": {"enabled": False},
         "api": {**LIMITS, **sections.pop("api", {})},
         **sections,

@@ -72,7 +72,7 @@ def test_endless_page_tokens_stop_at_the_page_cap(exporter: Exporter) -> None:
     )
     cycles = exporter.value(hits, endpoint="listPipelinesForProject") or 0
     pages = exporter.fake.requests[f"/v2/project/{slug_of('endless_pages')}/pipeline"]
-    assert pages <= 5 * (cycles + 1)  # api.max_pages is 5 in these tests
+    assert pages <= 5 * (cycles + 1)  # collect.max_pipeline_pages is 5 in these tests
     assert "page limit" in exporter.log.read_text()
     assert_survived(exporter)
 

@@ -291,3 +291,23 @@ async def test_an_answer_closes_the_circuit_breaker(
                 await client.get_project(SLUG)
         # Two failures after an answer stay under the threshold of three: no new pause.
         assert len(clock.sleeps) == paused + 1
+
+
+@pytest.mark.anyio
+async def test_a_pipeline_list_read_has_its_own_page_cap(
+    api: respx.MockRouter, client: CircleCIClient, registry: CollectorRegistry
+) -> None:
+    served = 0
+
+    def page(_: httpx.Request) -> httpx.Response:
+        nonlocal served
+        served += 1
+        return httpx.Response(200, json={"items": [], "next_page_token": f"tok{served}"})
+
+    api.get(f"{PROJECT}/pipeline").mock(side_effect=page)
+    pages = [p async for p in client.iter_project_pipeline_pages(SLUG, max_pages=3)]
+    assert len(pages) == served == 3
+    hits = registry.get_sample_value(
+        "circleci_exporter_api_page_limit_hits_total", {"endpoint": "listPipelinesForProject"}
+    )
+    assert hits == 1

@@ -142,3 +142,18 @@ def test_credentials_in_the_api_url_are_refused_without_echoing_them(
     problems = _problems(write_config, f"api:\n  url: https://{TOKEN}@circleci.com/api\n")
     assert len(problems) == 1 and problems[0].startswith("api.url: credentials in the URL")
     assert TOKEN not in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "pages"),
+    [
+        ("", 120),  # lookback 1d: 100 pipelines an hour, 20 to a page
+        ("collect:\n  lookback: 7d\n", 840),
+        ("collect:\n  lookback: 1h\n", 10),  # at least 10
+        ("collect:\n  max_pipeline_pages: 3\n", 3),
+    ],
+)
+def test_the_pipeline_page_cap_is_derived_from_lookback(
+    write_config: Callable[[str], Path], text: str, pages: int
+) -> None:
+    assert load_settings(write_config(text)).collect.pipeline_pages() == pages
