@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import math
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,11 +23,11 @@ import yaml
 from anyio.abc import Process
 
 from exporter.simulator import RunningSimulator, SimConfig, World
+from tests.conftest import EXPORTER
 from tests.rules.binaries import find_binary, free_port, prometheus_config_for_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 TOKEN = "CCIPAT_backfill-e2e-0123456789"
 SINCE = 7200.0  # two hours: at speed 120, the simulator's last ten days
 # At speed 120 a 10-minute workflow lasts 5 s: buckets that resolve such durations.

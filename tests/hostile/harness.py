@@ -6,7 +6,6 @@ in no log line and on no page."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +18,10 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import EXPORTER
 from tests.hostile.fake_circleci import HEALTHY, FakeCircleCI, slug_of
 from tests.rules.binaries import free_port, promtool, running_process, wait_until
 
-EXPORTER = Path(sys.executable).with_name("circleci-exporter")
 TOKEN = "CCIPAT_hostile-suite-0123456789abcdef"
 WEBHOOK_SECRET = "hostile-suite-webhook-secret"
 # What a healthy exporter of two projects needs is ~80 MB; a body or page loop held in

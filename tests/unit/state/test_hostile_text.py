@@ -85,11 +85,6 @@ async def test_a_failed_render_keeps_the_last_good_body_and_is_counted(
     assert registry.get_sample_value("circleci_exporter_render_errors_total") == 2
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def test_unknown_test_results_are_counted_as_other() -> None:
     """5000 result strings on one page must not become 5000 series (issue 12, item 11)."""
     from exporter.state.updates import JobUpdate
