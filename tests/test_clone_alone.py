@@ -18,7 +18,7 @@ SUBSET = (
     "tests/unit/metrics/test_catalog_docs.py",
     "tests/unit/webhooks/test_webhook_signature.py",
     "tests/unit/webhooks/test_webhook_events.py",
-    "tests/unit/simulator/test_sim_schemas.py::test_kebab_case_flaky_tests_match_the_spec",
+    "tests/simulator/test_fidelity.py::test_kebab_case_flaky_tests_match_the_spec_as_published",
     "tests/unit/simulator/test_sim_server.py::test_signature_matches_circleci_vectors",
     "tests/unit/circleci/test_api_models.py",
     "tests/unit/settings/test_settings_reference_doc.py",

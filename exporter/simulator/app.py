@@ -17,7 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.simulator import routes_core, routes_insights, routes_output, routes_webhooks
+from exporter.simulator import (
+    routes_core,
+    routes_insights,
+    routes_output,
+    routes_v1,
+    routes_webhooks,
+)
 from exporter.simulator.context import ApiError, ApiRoute, SimContext
 from exporter.simulator.faults import FaultRule, Faults, malform
 from exporter.simulator.pagination import InvalidPageToken
@@ -29,7 +35,11 @@ logger = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 API_ROUTES: tuple[ApiRoute, ...] = (
-    routes_core.ROUTES + routes_insights.ROUTES + routes_webhooks.ROUTES + routes_output.ROUTES
+    routes_core.ROUTES
+    + routes_v1.ROUTES
+    + routes_insights.ROUTES
+    + routes_webhooks.ROUTES
+    + routes_output.ROUTES
 )
 
 

@@ -37,6 +37,9 @@ class SimConfig:
     webhook_duplicate_ratio: float = 0.05
     webhook_reorder_ratio: float = 0.05
     flaky_tests_casing: FlakyTestsCasing = "snake"
+    # Slugs of the projects the token's user follows; None: every project. Following decides
+    # what the org pipeline feed shows and what v1.1 /projects lists (circleci-api.md §Pipelines).
+    followed: tuple[str, ...] | None = None
     # World seconds between two Insights refreshes. CircleCI refreshes Insights about daily
     # (docs/circleci-api.md §Insights freshness); a minute keeps demos and tests lively
     # while answers stay stable.

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from datetime import datetime
 from itertools import dropwhile
 
 from starlette.requests import Request
 
 from exporter.simulator import serialize, steps
-from exporter.simulator.context import ApiError, ApiRoute, SimContext
+from exporter.simulator.context import ApiError, ApiRoute, SimContext, query_flag
 from exporter.simulator.model import Job, Pipeline
 from exporter.simulator.pagination import (
     PAGE_SIZE,
@@ -21,6 +22,7 @@ from exporter.simulator.pagination import (
     page_body,
     take_page,
 )
+from exporter.simulator.pipeline_config import pipeline_config
 
 V2 = "/api/v2"
 PROJECT = V2 + "/project/{vcs}/{org}/{repo}"
@@ -28,6 +30,14 @@ PROJECT = V2 + "/project/{vcs}/{org}/{repo}"
 
 async def get_current_user(request: Request, ctx: SimContext) -> object:
     return serialize.user(ctx.world.me)
+
+
+async def get_user(request: Request, ctx: SimContext) -> object:
+    """Resolves the ids runs name: `started_by`, `approved_by`, `canceled_by`."""
+    found = ctx.world.user(request.path_params["id"])
+    if found is None:
+        raise ApiError(404, "User not found")
+    return serialize.user(found)
 
 
 async def get_collaborations(request: Request, ctx: SimContext) -> object:
@@ -45,9 +55,24 @@ async def list_project_pipelines(request: Request, ctx: SimContext) -> object:
     branch = request.query_params.get("branch")
     timeline = ctx.world.timeline(project.slug)
     pipelines = timeline.by_branch.get(branch, []) if branch else timeline.pipelines
-    scope = f"pipelines:{project.slug}:{branch or ''}"
-    # Newest first; the token remembers the last number served, so pipelines that arrive while
-    # a client pages never shift the pages it has yet to read.
+    return _newest_first(request, pipelines, f"pipelines:{project.slug}:{branch or ''}", now)
+
+
+async def list_my_pipelines(request: Request, ctx: SimContext) -> object:
+    """The project's pipelines the token's user triggered."""
+    project = ctx.project(request)
+    now = ctx.world.sync()
+    me = ctx.world.me
+    mine = [p for p in ctx.world.timeline(project.slug).pipelines if p.actor == me]
+    return _newest_first(request, mine, f"mine:{project.slug}", now)
+
+
+def _newest_first(
+    request: Request, pipelines: Sequence[Pipeline], scope: str, now: datetime
+) -> object:
+    """A page of `pipelines` (oldest first), newest first. The token remembers the last number
+    served, so pipelines that arrive while a client pages never shift the pages it has yet to
+    read."""
     end = len(pipelines)
     token = request.query_params.get("page-token")
     if token:
@@ -75,14 +100,18 @@ async def list_org_pipelines(request: Request, ctx: SimContext) -> object:
     world = ctx.world
     now = world.sync()
     org_slug = request.query_params.get("org-slug")
+    # The feed shows only projects the user follows (spec: "projects you follow").
+    projects = world.followed
     if org_slug:
         if world.organization(org_slug) is None:
             raise ApiError(404, "Organization not found")
-        projects = world.projects_of(org_slug)
-    else:
-        projects = world.projects
-    scope = f"feed:{org_slug or ''}"
+        members = world.projects_of(org_slug)
+        projects = [p for p in projects if p in members]
+    mine = query_flag(request, "mine")
+    scope = f"feed:{org_slug or ''}:{mine}"
     feed = world.iter_org_pipelines(projects)
+    if mine:
+        feed = (p for p in feed if p.actor == world.me)
     token = request.query_params.get("page-token")
     if token:
         position = decode_token(token, scope)
@@ -105,6 +134,13 @@ async def get_pipeline(request: Request, ctx: SimContext) -> object:
     if pipeline is None:
         raise ApiError(404, "Pipeline not found")
     return serialize.pipeline(pipeline, ctx.world.now())
+
+
+async def get_pipeline_config(request: Request, ctx: SimContext) -> object:
+    pipeline = ctx.world.pipeline(request.path_params["id"])
+    if pipeline is None:
+        raise ApiError(404, "Pipeline not found")
+    return pipeline_config(pipeline)
 
 
 async def list_pipeline_workflows(request: Request, ctx: SimContext) -> object:
@@ -179,6 +215,13 @@ async def list_schedules(request: Request, ctx: SimContext) -> object:
     return page_body(list(page), next_token)
 
 
+async def get_schedule(request: Request, ctx: SimContext) -> object:
+    project = ctx.world.schedule_owner(request.path_params["id"])
+    if project is None:
+        raise ApiError(404, "Schedule not found")
+    return serialize.schedule(project)
+
+
 async def get_v1_job(request: Request, ctx: SimContext) -> object:
     job, now = _job(request, ctx)
     return serialize.v1_job(job, now, steps.v1_steps(job, now, str(request.base_url)))
@@ -187,8 +230,10 @@ async def get_v1_job(request: Request, ctx: SimContext) -> object:
 ROUTES = (
     ApiRoute(V2 + "/me", "GET", "getCurrentUser", get_current_user),
     ApiRoute(V2 + "/me/collaborations", "GET", "getCollaborations", get_collaborations),
+    ApiRoute(V2 + "/user/{id}", "GET", "getUser", get_user),
     ApiRoute(PROJECT, "GET", "getProjectBySlug", get_project),
     ApiRoute(PROJECT + "/pipeline", "GET", "listPipelinesForProject", list_project_pipelines),
+    ApiRoute(PROJECT + "/pipeline/mine", "GET", "listMyPipelines", list_my_pipelines),
     ApiRoute(
         PROJECT + "/pipeline/{number:int}", "GET", "getPipelineByNumber", get_pipeline_by_number
     ),
@@ -196,8 +241,10 @@ ROUTES = (
     ApiRoute(PROJECT + "/{number:int}/tests", "GET", "getTests", get_tests),
     ApiRoute(PROJECT + "/{number:int}/artifacts", "GET", "getJobArtifacts", get_artifacts),
     ApiRoute(PROJECT + "/schedule", "GET", "listSchedulesForProject", list_schedules),
+    ApiRoute(V2 + "/schedule/{id}", "GET", "getScheduleById", get_schedule),
     ApiRoute(V2 + "/pipeline", "GET", "listPipelines", list_org_pipelines),
     ApiRoute(V2 + "/pipeline/{id}", "GET", "getPipelineById", get_pipeline),
+    ApiRoute(V2 + "/pipeline/{id}/config", "GET", "getPipelineConfigById", get_pipeline_config),
     ApiRoute(
         V2 + "/pipeline/{id}/workflow", "GET", "listWorkflowsByPipelineId", list_pipeline_workflows
     ),

@@ -26,11 +26,15 @@ def avatar_url(actor: Actor) -> str:
     return f"https://avatars.githubusercontent.com/u/{int(actor.id[:6], 16)}?v=4"
 
 
+def display_name(actor: Actor) -> str:
+    return actor.login.replace("-", " ").title()
+
+
 def user(actor: Actor) -> JSON:
     return {
         "id": actor.id,
         "login": actor.login,
-        "name": actor.login.title(),
+        "name": display_name(actor),
         "avatar_url": avatar_url(actor),
     }
 
@@ -270,7 +274,7 @@ def schedule(p: Project) -> JSON:
         "actor": {
             "id": s.actor_id,
             "login": s.actor_login,
-            "name": "Scheduler Bot",
+            "name": display_name(Actor(s.actor_id, s.actor_login)),
             "avatar_url": None,
         },
         "timetable": {

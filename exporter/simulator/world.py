@@ -49,6 +49,14 @@ class World:
             build_project(self.config.seed, i, self.organizations, self.origin)
             for i in range(self.config.projects)
         ]
+        self.followed: list[Project] = self._followed_projects()
+        # Everyone a run can name (started_by, approved_by, canceled_by): people and the
+        # schedules' actors.
+        self._users_by_id = {user.id: user for user in self.users} | {
+            p.schedule.actor_id: Actor(p.schedule.actor_id, p.schedule.actor_login)
+            for p in self.projects
+            if p.schedule is not None
+        }
         self._timelines = {
             project.slug: ProjectTimeline(
                 project,
@@ -109,6 +117,26 @@ class World:
         if project is None:
             raise KeyError(f"no simulated project {slug!r}")
         return project
+
+    def _followed_projects(self) -> list[Project]:
+        wanted = self.config.followed
+        if wanted is None:
+            return list(self.projects)
+        by_slug = {p.slug: p for p in self.projects}
+        unknown = sorted({normalize_slug(s) for s in wanted} - by_slug.keys())
+        if unknown:
+            raise ValueError(f"followed: no simulated project {', '.join(unknown)}")
+        return [p for p in self.projects if p.slug in {normalize_slug(s) for s in wanted}]
+
+    def user(self, user_id: str) -> Actor | None:
+        return self._users_by_id.get(user_id)
+
+    def schedule_owner(self, schedule_id: str) -> Project | None:
+        """The project whose schedule has this id."""
+        return next(
+            (p for p in self.projects if p.schedule is not None and p.schedule.id == schedule_id),
+            None,
+        )
 
     def projects_of(self, org_slug: str) -> list[Project]:
         org_slug = normalize_slug(org_slug)
