@@ -31,6 +31,7 @@ pytestmark = pytest.mark.anyio
 
 SPEC_PATH = Path(__file__).parents[1] / "fixtures" / "circleci" / "openapi-v2.json"
 JSON = dict[str, Any]
+START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def _openapi_to_jsonschema(node: Any) -> Any:
@@ -229,7 +230,7 @@ def validators() -> dict[str, Draft202012Validator]:
 
 @pytest.fixture
 def world() -> World:
-    clock = SimClock.manual(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    clock = SimClock.manual(START)
     return World(SimConfig(projects=5, seed=3, token="fidelity-token"), clock)
 
 
@@ -338,17 +339,20 @@ async def _output_calls(api: httpx.AsyncClient, world: World) -> list[tuple[str,
     raise AssertionError("the world should have a failed job")
 
 
-async def _webhook_calls(api: httpx.AsyncClient, world: World) -> list[tuple[str, str]]:
-    project = world.projects[0]
-    hook = {
+def _hook(project_id: str) -> JSON:
+    return {
         "name": "exporter",
         "url": "https://example.com/hook",
         "verify-tls": True,
         "signing-secret": "s3cret-value",
-        "scope": {"id": project.id, "type": "project"},
+        "scope": {"id": project_id, "type": "project"},
         "events": ["workflow-completed", "job-completed"],
     }
-    created = (await api.post("/api/v2/webhook", json=hook)).json()
+
+
+async def _webhook_calls(api: httpx.AsyncClient, world: World) -> list[tuple[str, str]]:
+    project = world.projects[0]
+    created = (await api.post("/api/v2/webhook", json=_hook(project.id))).json()
     return [
         ("getWebhooks", f"/api/v2/webhook?scope-id={project.id}&scope-type=project"),
         ("getWebhookById", f"/api/v2/webhook/{created['id']}"),
@@ -383,7 +387,7 @@ async def test_every_get_operation_matches_the_spec(
 async def test_kebab_case_flaky_tests_match_the_spec_as_published(
     validators: dict[str, Draft202012Validator],
 ) -> None:
-    clock = SimClock.manual(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    clock = SimClock.manual(START)
     world = World(SimConfig(projects=5, seed=3, flaky_tests_casing="kebab"), clock)
     transport = httpx.ASGITransport(app=create_app(world))
     headers = {"Circle-Token": world.config.token}
@@ -448,7 +452,7 @@ def _list_urls(world: World) -> dict[str, list[str]]:
 
 def test_every_paginated_operation_is_walked() -> None:
     spec = json.loads(SPEC_PATH.read_text())
-    world = World(SimConfig(projects=1), SimClock.manual(datetime(2026, 3, 2, 12, tzinfo=UTC)))
+    world = World(SimConfig(projects=1), SimClock.manual(START))
     served = {route.operation_id for route in API_ROUTES if route.method == "GET"}
     paginated = {
         operation["operationId"]
@@ -563,15 +567,7 @@ async def test_webhook_writes_match_the_spec(
     validators: dict[str, Draft202012Validator], world: World, api: httpx.AsyncClient
 ) -> None:
     project = world.projects[0]
-    hook = {
-        "name": "exporter",
-        "url": "https://example.com/hook",
-        "verify-tls": True,
-        "signing-secret": "s3cret-value",
-        "scope": {"id": project.id, "type": "project"},
-        "events": ["workflow-completed", "job-completed"],
-    }
-    created = await api.post("/api/v2/webhook", json=hook)
+    created = await api.post("/api/v2/webhook", json=_hook(project.id))
     hook_id = created.json()["id"]
     answers = [
         ("createWebhook", created),
