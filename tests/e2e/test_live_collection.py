@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,31 @@ async def test_workflow_waiting_for_approval_costs_no_job_reads() -> None:
     statuses = Counter(w.status_at(now) for p in world.projects for w in world.workflows(p.slug))
     assert on_hold >= 1 and statuses["on_hold"] == on_hold
     assert spent["listWorkflowJobs"] == statuses["running"] + statuses["failing"]
+
+
+async def _watched_for_an_hour(**quirks: float) -> Any:
+    async with simulator(WORLD) as sim:
+        if quirks:
+            sim.faults.add(match="*", **quirks)
+        settings = settings_for(sim.api_url, tracked_projects(sim.world, fold=True))
+        async with exporter(sim, settings) as ex:
+            await ex.cycle()
+            for _ in range(60):
+                sim.world.clock.advance(60)
+                await ex.cycle()
+            return ex.snapshot()
+
+
+async def test_live_quirks_the_simulator_can_inject_change_nothing() -> None:
+    """Last pages without next_page_token, test run times as strings and tests without a file
+    (docs/simulator.md): the exporter reads the same picture as from the default shapes."""
+    plain = await _watched_for_an_hour()
+    quirky = await _watched_for_an_hour(omit_last_page_token_ratio=1.0, test_quirks_ratio=1.0)
+    assert sum(plain.workflow_runs.values()) > 0
+    assert any(row.last_tests for row in plain.jobs.values()), "the hour must read test results"
+    assert quirky.workflow_runs == plain.workflow_runs
+    assert quirky.job_runs == plain.job_runs
+    assert quirky.pipelines == plain.pipelines
+    assert {k: row.last_tests for k, row in quirky.jobs.items()} == {
+        k: row.last_tests for k, row in plain.jobs.items()
+    }
