@@ -35,7 +35,7 @@ _FLAGS = {
         "listen_address",
         "host:port of a separate server for the webhook endpoint only (default: none)",
     ),
-    "log.level": ("log", "level", "debug, info, warning or error (info)"),
+    "log.level": ("log", "level", "debug, info, warn (or warning) or error (info)"),
     "log.format": ("log", "format", "logfmt or json (logfmt)"),
 }
 

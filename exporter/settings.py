@@ -452,23 +452,28 @@ class LogSettings(_Section):
     """Structured logs on stderr."""
 
     level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="Lowest level logged."
+        default="info", description="Lowest level logged; `warn` (Prometheus's spelling) too."
     )
     format: Literal["logfmt", "json"] = Field(default="logfmt", description="Line format.")
 
     @field_validator("level", "format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        value = value.lower()
+        # Prometheus and its exporters spell it `warn`; Python's logging says `warning`.
+        return "warning" if value == "warn" else value
 
 
 def host_port(address: str) -> tuple[str, int]:
-    """Split `host:port` (`:10027` means every interface)."""
+    """Split `host:port`; the host is "" for `:10027`, which means every interface (IPv6 and
+    IPv4, see exporter.web.listen)."""
     host, sep, port = address.rpartition(":")
     # isdigit() alone admits other scripts' digits (`:١٢٣٤`), which int() then accepts.
     if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{address!r} is not host:port, e.g. :10027 or 127.0.0.1:10027")
-    return (host.strip("[]") or "0.0.0.0"), int(port)
+    return host.strip("[]"), int(port)
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):

@@ -16,6 +16,7 @@ from exporter.metrics.exposition import (
     TEXT_CONTENT_TYPE,
     render_process,
 )
+from exporter.web.compression import GzipCache, accepts_gzip
 from exporter.web.oncall import OnCall
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver
@@ -34,6 +35,7 @@ def create_app(
 ) -> Starlette:
     """`webhooks`: serve its endpoint here too (not when it has a listener of its own).
     `logs`: serve failed steps' log tails (None: `web.logs: false`)."""
+    gzip_cache = GzipCache()
 
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
@@ -41,7 +43,12 @@ def create_app(
         cached = rendered.openmetrics if openmetrics else rendered.text
         live = render_process(registry, fmt_openmetrics=openmetrics)
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
-        return StreamingResponse(_stream(cached, live), media_type=media_type)
+        headers = {"Vary": "Accept-Encoding"}
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
+            parts = await gzip_cache.body(cached, live, openmetrics=openmetrics)
+            headers["Content-Encoding"] = "gzip"
+            return StreamingResponse(_stream(*parts), media_type=media_type, headers=headers)
+        return StreamingResponse(_stream(cached, live), media_type=media_type, headers=headers)
 
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok\n")

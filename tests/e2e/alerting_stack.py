@@ -295,6 +295,17 @@ class AlertingStack:
 
     def wait_for_page(self, matches: Callable[[Page], bool], what: str, timeout: float) -> Page:
         """The first page received that `matches`; every notification is kept in `received`."""
+        notification = self.wait_for_notification(
+            lambda n: (page := Page.of(n)) is not None and matches(page), what, timeout
+        )
+        page = Page.of(notification)
+        assert page is not None
+        return page
+
+    def wait_for_notification(
+        self, matches: Callable[[Notification], bool], what: str, timeout: float
+    ) -> Notification:
+        """The first notification received that `matches`; each one is kept in `received`."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -302,9 +313,8 @@ class AlertingStack:
             except AssertionError:
                 break
             self.received.append(notification)
-            page = Page.of(notification)
-            if page is not None and matches(page):
-                return page
+            if matches(notification):
+                return notification
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
     def pages(self) -> list[Page]:
@@ -333,9 +343,14 @@ class AlertingStack:
 
 @contextmanager
 def alerting_stack(
-    work_dir: Path, scenario: Scenario, at_start: Callable[[Simulator], None]
+    work_dir: Path,
+    scenario: Scenario,
+    at_start: Callable[[Simulator], None],
+    *,
+    job_name: str | None = None,
 ) -> Iterator[AlertingStack]:
     """Everything running for `scenario`; `at_start` changes the world right after it starts.
+    `job_name` renames the scrape job of the repository's prometheus.yml.
 
     A failure inside the `with` block is re-raised with the exporter's output, the tails of the
     Prometheus and Alertmanager logs, and what Prometheus and the receiver saw.
@@ -360,6 +375,7 @@ def alerting_stack(
             exporter_targets=[exporter.url.removeprefix("http://")],
             alertmanager_targets=[alertmanager.url.removeprefix("http://")],
             rule_files=[RECORDING_RULES, alert_rules_with_short_for(work_dir)],
+            job_name=job_name,
         )
         prometheus = processes.enter_context(running_prometheus(prometheus_config, work_dir))
         stack = AlertingStack(simulator, exporter, prometheus, alertmanager, receiver)

@@ -2,6 +2,7 @@
 exporter reports it, Prometheus evaluates the repository's rules, and Alertmanager pages through
 the repository's routes with a link to the failing run; a repair resolves the page."""
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,9 @@ ALERT = "CircleCIDefaultBranchFailing"
 PAGE_TIMEOUT = 120.0
 FEATURE_FAILURE_TIMEOUT = 60.0
 RESOLVE_TIMEOUT = 90.0
+EXPORTER_DOWN_TIMEOUT = 60.0
+# How prometheus-operator names the job of a ServiceMonitor's targets: <namespace>/<service>.
+OPERATOR_JOB = "monitoring/circleci-exporter"
 CIRCLECI_LINK = re.compile(r"https://app\.circleci\.com/\S+")
 
 
@@ -143,3 +147,40 @@ def test_repairing_the_default_branch_resolves_the_page(tmp_path: Path, scenario
         assert page.firing == []
         resolved = alerts_named(page.resolved, project.slug)
         assert [alert.labels for alert in resolved] == [expected_labels(scenario)]
+
+
+def test_under_any_job_name_the_page_arrives_and_a_dead_exporter_alerts(
+    tmp_path: Path, scenario: Scenario
+) -> None:
+    project = scenario.project
+    with alerting_stack(
+        tmp_path, scenario, break_default_branch(scenario), job_name=OPERATOR_JOB
+    ) as stack:
+        page = wait_for_first_page(stack, scenario)
+        paged = alerts_named(page.firing, project.slug)
+        assert [alert.labels for alert in paged] == [expected_labels(scenario)]
+        assert stack.query(f'up{{job="{OPERATOR_JOB}"}} == 1')
+
+        stack.exporter.process.kill()
+        notification = stack.wait_for_notification(
+            lambda n: "CircleCIExporterDown" in json.dumps(n.body),
+            "the CircleCIExporterDown notification after the exporter was killed",
+            EXPORTER_DOWN_TIMEOUT,
+        )
+
+        assert notification.path == "/chat"  # a warning
+        firing = [
+            alert["labels"]
+            for alert in stack.prometheus_alerts()
+            if alert["labels"]["alertname"] == "CircleCIExporterDown" and alert["state"] == "firing"
+        ]
+        instance = stack.exporter.url.removeprefix("http://")
+        assert firing == [
+            {
+                "alertname": "CircleCIExporterDown",
+                "job": OPERATOR_JOB,
+                "instance": instance,
+                "severity": "warning",
+            }
+        ]
+        assert instance in json.dumps(notification.body)

@@ -164,10 +164,11 @@ def prometheus_config_for_test(
     alertmanager_targets: list[str],
     interval: str = "1s",
     rule_files: list[Path] | None = None,
+    job_name: str | None = None,
 ) -> Path:
     """The repository's prometheus.yml with test targets, rule files by absolute path (or
-    `rule_files` instead), and scrape and evaluation every `interval`; written to `out_dir`, path
-    returned."""
+    `rule_files` instead), scrape and evaluation every `interval`, and the scrape job renamed to
+    `job_name` if given; written to `out_dir`, path returned."""
     config: dict[str, Any] = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"]["scrape_interval"] = interval
     config["global"]["evaluation_interval"] = interval
@@ -179,6 +180,8 @@ def prometheus_config_for_test(
         scrape["scrape_interval"] = interval
         scrape["scrape_timeout"] = interval
         scrape["static_configs"] = [{"targets": exporter_targets}]
+        if job_name is not None:
+            scrape["job_name"] = job_name
     path = out_dir / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

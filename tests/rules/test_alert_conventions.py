@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
-from .rule_files import RUNBOOK_URL, alert_rules, runbook_anchors, unit_test_cases
+from .rule_files import (
+    ALERT_RULES,
+    RECORDING_RULES,
+    RUNBOOK_URL,
+    alert_rules,
+    rules_of,
+    runbook_anchors,
+    unit_test_cases,
+)
 
 ALERTS = alert_rules()
 ROUTED_SEVERITIES = {"critical", "warning", "info"}
@@ -67,3 +75,14 @@ def test_description_names_the_alert_subject_and_links_circleci(alert: dict[str,
             assert f"$labels.{label}" in description
     if "project" in labels and not alert["alert"].startswith("CircleCIExporter"):
         assert LINK_METRICS & set(re.findall(r"circleci_\w+_info", description))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    rules_of(ALERT_RULES) + rules_of(RECORDING_RULES),
+    ids=lambda r: r.get("alert", r.get("record")),
+)
+def test_no_rule_assumes_a_job_name(rule: dict[str, Any]) -> None:
+    # The job is `circleci` in the compose stack, `<namespace>/<service>` under
+    # prometheus-operator, and anything a user chooses elsewhere.
+    assert not re.search(r"\bjob\s*(=|!=|=~|!~)", rule["expr"]), rule["expr"]

@@ -1,0 +1,108 @@
+"""/metrics with Accept-Encoding: gzip: one ordinary gzip stream of the whole body, the cached
+exposition compressed once per render however many scrapes ask."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import zlib
+
+import anyio
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from exporter.state import Buckets, State, updates
+from exporter.web.app import create_app
+from exporter.web.compression import GzipCache, accepts_gzip
+from exporter.web.publisher import Publisher
+
+P = "gh/acme/api"
+
+
+def publisher() -> Publisher:
+    state = State(watch_start=0.0, buckets=Buckets((60.0,), (60.0,), (5.0,)), series_ttl=1e9)
+    state.apply(updates.ProjectUpdate(P, "api", "acme", "main", "https://app.circleci.com/x"))
+    state.apply(updates.WorkflowUpdate(P, "main", "build", "w1", 1, "success", 20.0, 50.0, "u"))
+    return Publisher(state, {"live": 30.0}, clock=lambda: 100.0)
+
+
+pytestmark = pytest.mark.anyio
+
+
+def client(pub: Publisher, registry: CollectorRegistry) -> httpx.AsyncClient:
+    app = create_app(publisher=pub, registry=registry, ready=lambda: True)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def raw_get(
+    test_client: httpx.AsyncClient, accept_encoding: str, accept: str = ""
+) -> tuple[dict[str, str], bytes]:
+    # httpx would decode the body; read the raw bytes as they went on the wire.
+    headers = {"Accept-Encoding": accept_encoding, "Accept": accept}
+    async with test_client.stream("GET", "/metrics", headers=headers) as response:
+        assert response.status_code == 200
+        return dict(response.headers), b"".join([c async for c in response.aiter_raw()])
+
+
+async def test_gzip_body_is_one_gzip_member_of_the_plain_body() -> None:
+    registry = CollectorRegistry()
+    Counter("live_requests", "A process counter", registry=registry).inc()
+    async with client(publisher(), registry) as test_client:
+        plain_headers, plain = await raw_get(test_client, "identity")
+        gz_headers, wire = await raw_get(test_client, "gzip")
+
+    assert "content-encoding" not in plain_headers
+    assert gz_headers["content-encoding"] == "gzip"
+    assert gz_headers["vary"] == "Accept-Encoding"
+    assert plain_headers["vary"] == "Accept-Encoding"
+    assert wire[:2] == b"\x1f\x8b"
+    assert len(wire) < len(plain)
+    # gzip.decompress reads every member; one member proves the stream is not a concatenation.
+    assert gzip.decompress(wire) == plain
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert decompressor.decompress(wire) == plain
+    assert decompressor.eof and decompressor.unused_data == b""
+    assert b"live_requests_total 1.0" in plain
+    assert b'circleci_workflow_runs_total{project="gh/acme/api"' in plain
+
+
+async def test_openmetrics_is_compressed_too() -> None:
+    async with client(publisher(), CollectorRegistry()) as test_client:
+        headers, wire = await raw_get(test_client, "gzip", "application/openmetrics-text")
+    assert headers["content-type"].startswith("application/openmetrics-text")
+    assert gzip.decompress(wire).endswith(b"# EOF\n")
+
+
+async def test_cached_body_is_compressed_once_per_render() -> None:
+    cache = GzipCache()
+    first = b"metric_a 1\n" * 10_000
+    for n in range(5):
+        parts = await cache.body(first, f"live {n}\n".encode(), openmetrics=False)
+        assert gzip.decompress(b"".join(parts)) == first + f"live {n}\n".encode()
+    assert cache.compressions == 1
+
+    second = b"metric_b 2\n" * 10_000  # a new render
+    async with anyio.create_task_group() as tg:  # concurrent scrapes share one compression
+        for _ in range(4):
+            tg.start_soon(functools.partial(cache.body, second, b"", openmetrics=False))
+    assert cache.compressions == 2
+    assert gzip.decompress(b"".join(await cache.body(second, b"", openmetrics=False))) == second
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br", True),
+        ("deflate, GZIP;q=0.5", True),
+        ("*", True),
+        ("identity", False),
+        ("", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, identity", False),
+        ("br", False),
+    ],
+)
+def test_accept_encoding_is_parsed(header: str, expected: bool) -> None:
+    assert accepts_gzip(header) is expected
