@@ -222,6 +222,13 @@ PROCESS = (
            "Step logs dropped from the log tail cache: reason entries or bytes (web.log_cache_*"
            " reached), or too_large (a log bigger than the whole cache, served but not kept).",
            "exporter"),
+    # The web config file (--web.config.file, exporter.web.security).
+    Family("circleci_exporter_web_auth_failures_total", "counter", ("listener",),
+           "Requests refused for missing or wrong basic-auth credentials, by listener "
+           "(metrics, webhooks).", "exporter"),
+    Family("circleci_exporter_web_config_last_reload_successful", "gauge", (),
+           "1 when the web config file in force is the one on disk, 0 when its last change "
+           "was refused and the previous version still applies.", "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + EXPORTER + PROCESS

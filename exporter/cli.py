@@ -23,6 +23,7 @@ from exporter.settings import (
     warn_about_abusive_intervals,
 )
 from exporter.web.listen import listen
+from exporter.web.webconfig import load_web_config
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 _FLAGS = {
     "web.listen-address": ("web", "listen_address", "host:port of the web server (:10027)"),
     "web.telemetry-path": ("web", "telemetry_path", "path of the metrics (/metrics)"),
+    "web.config.file": (
+        "web",
+        "config_file",
+        "TLS, basic auth and headers of both listeners (exporter-toolkit format)",
+    ),
     "webhook.listen-address": (
         "webhooks",
         "listen_address",
@@ -190,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         problems = [] if args.demo else _startup_problems(settings)
     except ConfigError as err:
         return _fail(err.problems)
+    if settings.web.config_file is not None:
+        try:
+            load_web_config(settings.web.config_file)
+        except ConfigError as err:
+            problems += err.problems
     if problems:
         return _fail(problems)
     # Logging is configured before the interval check so its warning comes out in the
@@ -211,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from exporter.demo import run_demo
 
-            anyio.run(run_demo, settings, sock)
+            anyio.run(run_demo, settings, sock, webhook_sock)
         else:
             from exporter.service import run_exporter
 

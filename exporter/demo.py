@@ -52,10 +52,14 @@ def demo_settings(settings: Settings, sim: RunningSimulator) -> Settings:
     return settings.model_copy(update={"api": api, "collect": collect, "projects": projects})
 
 
-async def run_demo(settings: Settings, sock: socket.socket) -> None:
+async def run_demo(
+    settings: Settings, sock: socket.socket, webhook_sock: socket.socket | None = None
+) -> None:
     async with RunningSimulator(DEMO_WORLD) as sim:
         logger.info(
             "demo: watching a simulated organisation",
             extra={"projects": len(sim.world.projects), "simulator": sim.api_url},
         )
-        await run_exporter(demo_settings(settings, sim), sock, demo=True)
+        await run_exporter(
+            demo_settings(settings, sim), sock, webhook_sock=webhook_sock, demo=True
+        )

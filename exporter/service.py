@@ -7,11 +7,13 @@ import socket
 
 import anyio
 import uvicorn
+from starlette.types import ASGIApp
 
 from exporter.circleci import Transport
 from exporter.components import build_components
 from exporter.settings import Settings
 from exporter.web.app import create_app
+from exporter.web.security import WebSecurity
 from exporter.web.webhooks import webhook_app
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ async def run_exporter(
     asked to stop (SIGINT, SIGTERM). `webhook_sock`: serve the webhook endpoint there only."""
     async with build_components(settings, transport=transport) as parts:
         receiver = parts.webhooks
+        security = WebSecurity(settings.web.config_file, parts.registry)
         app = create_app(
             publisher=parts.publisher,
             registry=parts.registry,
@@ -39,9 +42,7 @@ async def run_exporter(
             log_lines=settings.web.log_lines,
             demo=demo,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-        )
+        server = _server(security.wrap(app, "metrics"), security)
         logger.info(
             "starting",
             extra={
@@ -60,11 +61,17 @@ async def run_exporter(
                 tg.cancel_scope.cancel()
 
             tg.start_soon(serve_then_stop)
+            tg.start_soon(security.run)
             if receiver is not None and webhook_sock is not None:
-                webhook_server = uvicorn.Server(
-                    uvicorn.Config(
-                        webhook_app(receiver), log_config=None, access_log=False, lifespan="off"
-                    )
-                )
+                webhook_server = _server(security.wrap(webhook_app(receiver), "webhooks"), security)
                 tg.start_soon(webhook_server.serve, [webhook_sock])
             tg.start_soon(parts.run)
+
+
+def _server(app: ASGIApp, security: WebSecurity) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    config.load()
+    # uvicorn builds its TLS context from file names once; the web config's context changes
+    # its certificate and policy in place when the file changes (exporter.web.security).
+    config.ssl = security.ssl_context()
+    return uvicorn.Server(config)

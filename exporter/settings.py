@@ -373,6 +373,11 @@ class WebSettings(_Section):
     log_cache_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Bytes of step logs kept in memory."
     )
+    config_file: Path | None = Field(
+        default=None,
+        description="Web config file (exporter-toolkit format: TLS, basic auth, headers) for "
+        "both listeners; re-read when it changes. See docs/web-config.md.",
+    )
 
     @field_validator("listen_address")
     @classmethod

@@ -94,15 +94,18 @@ def running_process(
     *,
     ready_path: str = "/-/ready",
     env: Mapping[str, str] | None = None,
+    ready_client: httpx.Client | None = None,
 ) -> Iterator[Server]:
     """`command`, serving on 127.0.0.1:`port`, once `ready_path` answers 200; its output goes
-    to `work_dir/<name>.log`. Stopped on exit, killed if it does not stop."""
+    to `work_dir/<name>.log`. Stopped on exit, killed if it does not stop. `ready_client`: ask
+    over HTTPS with this client (its TLS settings) instead of plain HTTP."""
     log = work_dir / f"{name}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    scheme = "http" if ready_client is None else "https"
+    server = Server(url=f"{scheme}://127.0.0.1:{port}", process=process, log=log)
     try:
-        _wait_ready(name, server, ready_path)
+        _wait_ready(name, server, ready_path, ready_client)
         yield server
     finally:
         process.terminate()
@@ -113,14 +116,18 @@ def running_process(
             process.wait()
 
 
-def _wait_ready(name: str, server: Server, ready_path: str) -> None:
+def _wait_ready(
+    name: str, server: Server, ready_path: str, client: httpx.Client | None = None
+) -> None:
+    get = httpx.get if client is None else client.get
+
     def ready() -> bool:
         if server.process.poll() is not None:
             raise AssertionError(
                 f"{name} exited with code {server.process.returncode}:\n{server.log.read_text()}"
             )
         try:
-            return httpx.get(f"{server.url}{ready_path}", timeout=2.0).status_code == 200
+            return get(f"{server.url}{ready_path}", timeout=2.0).status_code == 200
         except httpx.TransportError:
             return False
 
