@@ -30,7 +30,9 @@ def test_fetch_ends_where_the_running_exporter_began_watching() -> None:
     assert flags["backfill"] == [""]
     assert flags["--exporter-url"] == ["http://exporter:10027/metrics"]
     assert flags["--since"] == ["${BACKFILL_SINCE:-30d}"]
-    assert fetch["environment"]["CIRCLECI_TOKEN"] == "${CIRCLECI_TOKEN:-}"
+    # The exporter's token, the same compose secret.
+    assert fetch["secrets"] == services()["exporter"]["secrets"] == ["circleci_token"]
+    assert fetch["environment"] == {"CIRCLECI_TOKEN_FILE": "/run/secrets/circleci_token"}
     # The config the exporter reads: the same projects and branches are backfilled.
     exporter_config = dict((t, s) for s, t in volume_mounts("exporter"))
     fetch_mounts = dict((t, s) for s, t in volume_mounts("backfill-fetch"))
