@@ -9,8 +9,9 @@ Baseline: the same series in plain prometheus_client Gauges, Counters and Histog
 CollectorRegistry, served by prometheus_client's ASGI app, which renders on every scrape.
 
 Each server is a child process of its own, so its RSS is its own and the scraping client
-(this process, httpx) does not share its core. Scrapes ask for no compression, as gzip would
-measure zlib rather than the serving path.
+(this process, httpx) does not share its core. Most scrapes ask for no compression, which
+measures the serving path; curl's gzip scrapes (what Prometheus asks for) add the bytes on the
+wire and the latency with gzip, ours compressing once per render, the baseline per scrape.
 """
 
 from __future__ import annotations
@@ -265,18 +266,28 @@ async def sequential(url: str, count: int, accept: str = "text/plain") -> list[f
         return [await _scrape(client, url, accept) for _ in range(count)]
 
 
-def curl_sequential(url: str, count: int) -> list[float]:
-    """The same scrapes by curl: what a client that is not Python sees of the server's time."""
-    return [
-        float(
-            subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", "-H", "Accept-Encoding: identity",
-                 "-w", "%{time_total}", url],
-                check=True, capture_output=True, text=True,
-            ).stdout
-        )
-        for _ in range(count)
-    ]  # fmt: skip
+def curl_sequential(url: str, count: int, encoding: str = "identity") -> list[tuple[float, int]]:
+    """The same scrapes by curl: what a client that is not Python sees of the server's time.
+    (seconds, bytes on the wire) per scrape; with gzip, curl keeps the body compressed, as it
+    came over the wire."""
+    samples = []
+    for _ in range(count):
+        out = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-H", f"Accept-Encoding: {encoding}",
+             "-w", "%{time_total} %{size_download}", url],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        samples.append((float(out[0]), int(out[1])))
+    return samples
+
+
+def seconds_of(samples: list[tuple[float, int]]) -> list[float]:
+    return [seconds for seconds, _ in samples]
+
+
+def wire_row(name: str, samples: list[tuple[float, int]], plain_bytes: int) -> Row:
+    size = samples[-1][1]
+    return Row(name, f"{size / 1e3:.0f} kB ({size / plain_bytes:.1%} of the text)", "-")
 
 
 async def burst(url: str, count: int) -> tuple[list[float], float]:
@@ -322,7 +333,11 @@ async def run(args: argparse.Namespace) -> None:
     try:
         ours_seq = await sequential(ours.url, args.scrapes)
         ours_om = await sequential(ours.url, args.scrapes, "application/openmetrics-text")
-        ours_curl = curl_sequential(ours.url, args.scrapes) if shutil.which("curl") else []
+        have_curl = shutil.which("curl") is not None
+        ours_curl = curl_sequential(ours.url, args.scrapes) if have_curl else []
+        # The first gzip scrape after a render compresses the cached body; the rest reuse it.
+        ours_gzip_first = curl_sequential(ours.url, 1, "gzip") if have_curl else []
+        ours_gzip = curl_sequential(ours.url, args.scrapes, "gzip") if have_curl else []
         ours_burst, ours_burst_wall = await burst(ours.url, args.burst)
         ours_peak = peak_rss_mb(ours.pid)
     finally:
@@ -330,6 +345,8 @@ async def run(args: argparse.Namespace) -> None:
     base = Server("baseline", args)
     try:
         base_seq = await sequential(base.url, args.baseline_scrapes)
+        # prometheus_client compresses every gzip scrape anew.
+        base_gzip = curl_sequential(base.url, args.baseline_scrapes, "gzip") if have_curl else []
         base_burst, base_burst_wall = await burst(base.url, args.baseline_burst)
         base_peak = peak_rss_mb(base.pid)
     finally:
@@ -352,9 +369,21 @@ async def run(args: argparse.Namespace) -> None:
                 [
                     latency_row(
                         f"ours, {args.scrapes} sequential scrapes by curl, text",
-                        ours_curl,
+                        seconds_of(ours_curl),
                         target=True,
-                    )
+                    ),
+                    latency_row(
+                        f"ours, {args.scrapes} sequential scrapes by curl, gzip",
+                        seconds_of(ours_gzip),
+                        target=True,
+                    ),
+                    Row(
+                        "ours, first gzip scrape after a render (compresses the body once)",
+                        ms(ours_gzip_first[0][0]),
+                        "-",
+                    ),
+                    wire_row("ours, bytes on the wire, identity", ours_curl, int(o["bytes"])),
+                    wire_row("ours, bytes on the wire, gzip", ours_gzip, int(o["bytes"])),
                 ]
                 if ours_curl
                 else []
@@ -372,6 +401,18 @@ async def run(args: argparse.Namespace) -> None:
                 f"baseline (render per scrape), {args.baseline_scrapes} sequential, "
                 f"{int(b['series'])} series",
                 base_seq,
+            ),
+            *(
+                [
+                    latency_row(
+                        f"baseline, {args.baseline_scrapes} sequential by curl, gzip "
+                        "(compresses every scrape)",
+                        seconds_of(base_gzip),
+                    ),
+                    wire_row("baseline, bytes on the wire, gzip", base_gzip, int(o["bytes"])),
+                ]
+                if base_gzip
+                else []
             ),
             latency_row(
                 f"baseline, burst of {args.baseline_burst} concurrent "
