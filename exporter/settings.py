@@ -481,6 +481,22 @@ def host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def read_yaml(path: Path, prefix: str = "") -> Any:
+    """The YAML document in `path`; a missing file or a syntax error is a ConfigError of one
+    line, `prefix` before it."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError([f"{prefix}{path}: cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{prefix}{path}: not UTF-8 text"]) from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{prefix}{path}:{line}: {problem}"]) from None
+
+
 class _ConfigFileSource(PydanticBaseSettingsSource):
     """The YAML file; missing files and YAML syntax errors become one-line config errors."""
 
@@ -494,17 +510,7 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         if self.path is None:
             return {}
-        try:
-            data = yaml.safe_load(self.path.read_text())
-        except OSError as err:
-            raise ConfigError([f"{self.path}: cannot read: {err.strerror}"]) from None
-        except UnicodeDecodeError:
-            raise ConfigError([f"{self.path}: not UTF-8 text"]) from None
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            line = f" line {where.line + 1}" if where is not None else ""
-            problem = getattr(err, "problem", None) or "invalid YAML"
-            raise ConfigError([f"{self.path}:{line}: {problem}"]) from None
+        data = read_yaml(self.path)
         if data is None:
             return {}
         # Non-string keys would reach Settings(**data) and fail with a bare TypeError.

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import yaml
 
-from exporter.settings import ConfigError
+from exporter.settings import ConfigError, read_yaml
 
 KEY = "web.config.file"
 
@@ -163,16 +162,7 @@ class WebConfig:
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and check `path`; ConfigError with one line naming the bad key."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError([f"{KEY}: cannot read {str(path)!r}: {err.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{KEY}: {str(path)!r} is not UTF-8 text"]) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"{KEY}: {path}:{where}: invalid YAML"]) from None
+    data = read_yaml(path, f"{KEY}: ")
     root = _section(data or {}, "")
     base = path.parent
     tls_data = root.get("tls_server_config")
