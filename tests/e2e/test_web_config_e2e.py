@@ -180,6 +180,8 @@ class Exporter:
 
 @contextmanager
 def running_exporter(tmp_path: Path, web_config: Path, pki: Pki) -> Iterator[Exporter]:
+    """The demo exporter once it serves (/healthz): these tests need no collected data, and its
+    first collection can take long on a loaded machine."""
     port, webhook_port = free_port(), free_port()
     command = [
         str(EXPORTER), "--demo",
@@ -192,7 +194,7 @@ def running_exporter(tmp_path: Path, web_config: Path, pki: Pki) -> Iterator[Exp
     with (
         client(pki) as ready_client,
         running_process(
-            "exporter", command, port, tmp_path, ready_path="/readyz", env=env,
+            "exporter", command, port, tmp_path, ready_path="/healthz", env=env,
             ready_client=ready_client,
         ) as server,
     ):  # fmt: skip
