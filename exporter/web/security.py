@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from exporter.metrics.catalog import BY_NAME
+from exporter.catalog import BY_NAME
 from exporter.settings import ConfigError
 from exporter.web.webconfig import WebConfig, load_web_config
 
