@@ -60,6 +60,4 @@ async def run_demo(
             "demo: watching a simulated organisation",
             extra={"projects": len(sim.world.projects), "simulator": sim.api_url},
         )
-        await run_exporter(
-            demo_settings(settings, sim), sock, webhook_sock=webhook_sock, demo=True
-        )
+        await run_exporter(demo_settings(settings, sim), sock, webhook_sock=webhook_sock, demo=True)
