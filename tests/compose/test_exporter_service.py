@@ -15,6 +15,7 @@ from compose_files import ROOT, compose, host_path_of, services
 
 from exporter import __version__
 from exporter.settings import host_port, load_settings
+from tests.conftest import EXPORTER
 from tests.rules.binaries import free_port
 
 CONFIG_IN_CONTAINER = "/etc/circleci-exporter/exporter.yml"
@@ -178,7 +179,7 @@ def test_the_image_health_check_asks_the_configured_port(tmp_path: Path) -> None
     check = [sys.executable, "-m", "exporter.healthcheck"]
     assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 1
     exporter = subprocess.Popen(
-        [str(Path(sys.executable).with_name("circleci-exporter")), "--demo"],
+        [str(EXPORTER), "--demo"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -9,7 +9,6 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import EXPORTER
 from tests.rules.binaries import (
     Server,
     free_port,
@@ -35,7 +35,6 @@ from tests.rules.binaries import (
 
 pytestmark = pytest.mark.e2e
 
-EXPORTER = Path(sys.executable).parent / "circleci-exporter"
 USER = "prometheus"
 PASSWORD = "correct horse battery staple"
 JOB = "circleci-tls"

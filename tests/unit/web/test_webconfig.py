@@ -7,7 +7,6 @@ import datetime
 import os
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import bcrypt
@@ -19,8 +18,8 @@ from cryptography.x509.oid import NameOID
 
 from exporter.settings import ConfigError
 from exporter.web.webconfig import load_web_config
+from tests.conftest import EXPORTER
 
-EXPORTER = Path(sys.executable).with_name("circleci-exporter")
 HASH = bcrypt.hashpw(b"secret", bcrypt.gensalt(4)).decode()
 
 
