@@ -229,6 +229,10 @@ PROCESS = (
     Family("circleci_exporter_web_config_last_reload_successful", "gauge", (),
            "1 when the web config file in force is the one on disk, 0 when its last change "
            "was refused and the previous version still applies.", "exporter"),
+    # layers (issue 11): stale-series expiry is a periodic task of its own.
+    Family("circleci_exporter_stale_series_removed_total", "counter", ("kind",),
+           "Series removed because nothing was seen of them for collect.series_ttl, by kind "
+           "(workflow, job, branch).", "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + EXPORTER + PROCESS

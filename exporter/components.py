@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.circleci import ApiTelemetry, Backoff, CircleCIClient, RateLimiter, Transport
 from exporter.collect.events import EVENT_TYPES
+from exporter.collect.expiry import StaleSeriesExpiry
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
 from exporter.collect.step_logs import StepLogs, StepLogTelemetry
@@ -44,6 +45,7 @@ class Components:
     insights_store: InsightsStore | None
     insights: InsightsCollector | None
     publisher: Publisher
+    expiry: StaleSeriesExpiry
     webhooks: WebhookReceiver | None
     step_logs: StepLogs | None  # read-only log tails for the web layer; None: `web.logs: false`
 
@@ -59,11 +61,12 @@ class Components:
         await self.client.aclose()
 
     async def run(self) -> None:
-        """The collectors and the publisher, until cancelled."""
+        """The collectors, stale-series expiry and the publisher, until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.live.run)
             if self.insights is not None:
                 tg.start_soon(self.insights.run)
+            tg.start_soon(self.expiry.run)
             tg.start_soon(self.publisher.run)
 
 
@@ -153,6 +156,9 @@ def build_components(
             telemetry=collect_telemetry,
             clock=clock,
         )
+    expiry = StaleSeriesExpiry(
+        state, telemetry=collect_telemetry, on_expired=publisher.request, clock=clock
+    )
     # Registered even without webhooks, so the family is always served (zeros).
     webhook_telemetry = WebhookTelemetry(registry, EVENT_TYPES)
     webhooks = (
@@ -180,6 +186,7 @@ def build_components(
         insights_store=insights_store,
         insights=insights,
         publisher=publisher,
+        expiry=expiry,
         webhooks=webhooks,
         step_logs=(
             StepLogs(

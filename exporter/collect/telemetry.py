@@ -1,4 +1,4 @@
-"""Metrics about collection cycles, kept in the process registry."""
+"""Metrics about collection cycles and stale-series expiry, kept in the process registry."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 _BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 # What a 404 can make the collector forget.
 FORGOTTEN_KINDS = ("pipeline", "workflow", "job")
+EXPIRED_KINDS = ("workflow", "job", "branch")
 
 
 class CollectTelemetry:
@@ -23,6 +24,10 @@ class CollectTelemetry:
         self._duration = Histogram(
             spec.name, spec.help, spec.labels, registry=registry, buckets=_BUCKETS
         )
+        spec = BY_NAME["circleci_exporter_stale_series_removed_total"]
+        self._expired = Counter(spec.name, spec.help, spec.labels, registry=registry)
+        for kind in EXPIRED_KINDS:
+            self._expired.labels(kind)
 
         spec = BY_NAME["circleci_exporter_forgotten_total"]
         self._forgotten = Counter(spec.name.removesuffix("_total"), spec.help, spec.labels,
@@ -51,3 +56,6 @@ class CollectTelemetry:
                 extra={"project": project, "setting": "collect.max_series_per_project"},
             )
         child.inc()
+
+    def count_expired(self, kind: str, series: int) -> None:
+        self._expired.labels(kind).inc(series)

@@ -12,6 +12,7 @@ import logging
 from bisect import insort
 from collections import defaultdict
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -49,6 +50,17 @@ logger = logging.getLogger(__name__)
 _K = TypeVar("_K", bound=tuple[str, ...])
 WorkflowKey = tuple[str, str, str]
 JobKey = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """What one `State.expire` removed: the series nothing was seen of for `series_ttl`."""
+
+    workflows: frozenset[WorkflowKey] = frozenset()
+    jobs: frozenset[JobKey] = frozenset()
+    branches: frozenset[tuple[str, str]] = frozenset()
+    # Every key removed: the series above and the counters and histograms under them.
+    keys: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +367,8 @@ class State:
 
     # -- stale series ---------------------------------------------------------------------
 
-    def expire(self, now: float) -> int:
-        """Remove series not seen for `series_ttl`; return how many keys went."""
+    def expire(self, now: float) -> Expired:
+        """Remove series not seen for `series_ttl`; return what went."""
         horizon = now - self.series_ttl
         stale_workflows = _drop_stale(self._workflows, horizon)
         stale_jobs = _drop_stale(self._jobs, horizon)
@@ -382,7 +394,9 @@ class State:
         for pid in [p for p, t in self._seen_pipelines.items() if t < horizon]:
             del self._seen_pipelines[pid]
         self._recount_names()
-        return removed
+        return Expired(
+            frozenset(stale_workflows), frozenset(stale_jobs), frozenset(stale_branches), removed
+        )
 
     def _recount_names(self) -> None:
         """The names still held, after expiry, for the series limit."""
@@ -424,21 +438,21 @@ class State:
         )
 
 
-def _drop_stale(series: dict[Any, Any], horizon: float) -> set[tuple[str, ...]]:
+def _drop_stale(series: dict[_K, Any], horizon: float) -> set[_K]:
     stale = {k for k, s in series.items() if s.last_seen < horizon}
     for key in stale:
         del series[key]
     return stale
 
 
-def _drop_older(times: dict[Any, float], horizon: float) -> set[tuple[str, ...]]:
+def _drop_older(times: dict[_K, float], horizon: float) -> set[_K]:
     stale = {k for k, t in times.items() if t < horizon}
     for key in stale:
         del times[key]
     return stale
 
 
-def _drop_prefixed(store: dict[Any, Any], prefixes: set[tuple[str, ...]]) -> int:
+def _drop_prefixed(store: dict[Any, Any], prefixes: AbstractSet[tuple[str, ...]]) -> int:
     """Delete the keys that extend one of `prefixes` (all prefixes have one length)."""
     if not prefixes:
         return 0

@@ -30,7 +30,6 @@ class Publisher:
         *,
         insights: InsightsStore | None = None,
         min_gap: float = 1.0,
-        expire_every: float = 60.0,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -38,10 +37,8 @@ class Publisher:
         self.intervals = dict(intervals)
         self.insights = insights
         self.min_gap = min_gap
-        self.expire_every = expire_every
         self.clock = clock
         self._wanted = anyio.Event()
-        self._expired_at = 0.0
         spec = BY_NAME["circleci_exporter_render_errors_total"]
         self._render_errors = Counter(
             spec.name.removesuffix("_total"), spec.help, registry=registry or CollectorRegistry()
@@ -53,13 +50,7 @@ class Publisher:
         self._wanted.set()
 
     async def publish_now(self) -> None:
-        now = self.clock()
-        if now - self._expired_at >= self.expire_every:
-            removed = self.state.expire(now)
-            self._expired_at = now
-            if removed:
-                logger.info("removed stale series", extra={"keys": removed})
-        snapshot = self.state.snapshot(now)
+        snapshot = self.state.snapshot(self.clock())
         try:
             self.rendered = await anyio.to_thread.run_sync(
                 render, snapshot, self.intervals, self._insights()

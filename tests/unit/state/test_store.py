@@ -207,9 +207,9 @@ def test_stale_series_are_removed_after_ttl(state: State) -> None:
     state.apply(PipelineUpdate(P, "old-branch", "p1", 1, "webhook", START + 1))
     state.apply(wf("w1", "success", START + 1, START + 61, branch="old-branch"))
     state.apply(wf("w2", "success", START + 5 * DAY, START + 5 * DAY + 60))
-    removed = state.expire(START + 8 * DAY)
+    expired = state.expire(START + 8 * DAY)
     snap = state.snapshot(START + 8 * DAY)
-    assert removed > 0
+    assert expired.workflows == {(P, "old-branch", W)} and expired.keys > 1
     assert set(snap.workflows) == {(P, B, W)}
     assert (P, "old-branch", W, "success") not in snap.workflow_runs
     assert (P, B, W, "success") in snap.workflow_runs
