@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import itertools
 import logging
 import math
@@ -547,6 +548,8 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         nested_model_default_partial_update=True,
     )
+    # The YAML file the sources read: none here; `load_settings` binds its file to a subclass.
+    yaml_file: ClassVar[Path | None] = None
 
     projects: list[ProjectSettings] = Field(default=[], description="Projects to track.")
     orgs: list[OrgSettings] = Field(default=[], description="Orgs whose projects are discovered.")
@@ -592,7 +595,7 @@ class Settings(BaseSettings):
             init_settings,
             _CircleCIEnvSource(settings_cls),
             env_settings,
-            _ConfigFileSource(settings_cls, _config_file_for_load),
+            _ConfigFileSource(settings_cls, cls.yaml_file),
         )
 
     def branch_rules(self, rules: BranchRules) -> Defaults:
@@ -622,25 +625,24 @@ def duration_fields(model: type[BaseModel]) -> list[str]:
     ]
 
 
-# The YAML path of the load in progress; pydantic-settings builds its sources inside the
-# constructor, so the path reaches `settings_customise_sources` through this module variable.
-_config_file_for_load: Path | None = None
+@functools.lru_cache(maxsize=16)
+def _reading(config_file: Path | None) -> type[Settings]:
+    """`Settings` whose YAML source reads `config_file`: pydantic-settings builds its sources
+    inside the constructor, from the class, so the path travels on a class of its own."""
+    return type("Settings", (Settings,), {"yaml_file": config_file, "__module__": __name__})
 
 
 def load_settings(config_file: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
     """Build the settings from every source; raise ConfigError naming each bad key path."""
-    global _config_file_for_load
-    _config_file_for_load = config_file
     try:
-        settings = Settings(**(overrides or {}))
+        loaded = _reading(config_file)(**(overrides or {}))
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors()]) from None
     except SettingsError as err:
         # pydantic-settings raises this when a list or section in the environment is not JSON.
         raise ConfigError([f"environment: {err}; lists and sections must be JSON"]) from None
-    finally:
-        _config_file_for_load = None
-    return settings
+    # A plain `Settings` again (already validated), like any other.
+    return Settings.model_construct(loaded.model_fields_set, **dict(loaded))
 
 
 def _describe(error: Any) -> str:

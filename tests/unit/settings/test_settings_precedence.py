@@ -1,11 +1,12 @@
 """Sources, later ones win: defaults < YAML file < environment < command-line flags."""
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from exporter.settings import load_settings
+from exporter.settings import Settings, load_settings
 
 
 def test_defaults_apply_without_any_source() -> None:
@@ -95,3 +96,18 @@ def test_env_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("circleci_exporter_log__level", "warning")
 
     assert load_settings(None).log.level == "warning"
+
+
+def test_each_load_reads_only_its_own_file(tmp_path: Path) -> None:
+    """The YAML path travels with the load, not through shared state: loads running at the
+    same time in several threads each see their own file."""
+    files = []
+    for n in range(8):
+        path = tmp_path / f"c{n}.yaml"
+        path.write_text(f"collect:\n  interval: {n + 1}m\n")
+        files.append(path)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        loaded = list(pool.map(load_settings, files * 4))
+    assert [s.collect.interval for s in loaded] == [60.0 * (n + 1) for n in range(8)] * 4
+    assert all(type(s) is Settings for s in loaded)
+    assert load_settings(None).collect.interval == 30.0
