@@ -144,8 +144,11 @@ class OrgSettings(BranchRules):
         )
 
 
-class Defaults(_Section):
+class EffectiveBranchRules(_Section):
     """Branch rules for every project that does not set its own."""
+
+    # Complete rules, nothing unset: the `defaults:` section, and the rules a project or org
+    # ends up with (`Settings.branch_rules`), which is what the collectors are given.
 
     branches: list[str] = Field(default=["default"], min_length=1, description=_BRANCHES_HELP)
     other_branches: Literal["drop", "fold"] = Field(
@@ -553,7 +556,7 @@ class Settings(BaseSettings):
 
     projects: list[ProjectSettings] = Field(default=[], description="Projects to track.")
     orgs: list[OrgSettings] = Field(default=[], description="Orgs whose projects are discovered.")
-    defaults: Defaults = Defaults()
+    defaults: EffectiveBranchRules = EffectiveBranchRules()
     collect: CollectSettings = CollectSettings()
     insights: InsightsSettings = InsightsSettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -598,9 +601,9 @@ class Settings(BaseSettings):
             _ConfigFileSource(settings_cls, cls.yaml_file),
         )
 
-    def branch_rules(self, rules: BranchRules) -> Defaults:
+    def branch_rules(self, rules: BranchRules) -> EffectiveBranchRules:
         """The effective branch rules of a project or org, falling back to `defaults`."""
-        return Defaults(
+        return EffectiveBranchRules(
             branches=rules.branches if rules.branches is not None else self.defaults.branches,
             other_branches=rules.other_branches or self.defaults.other_branches,
             tags=rules.tags if rules.tags is not None else self.defaults.tags,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from exporter.settings import Defaults
+from exporter.settings import EffectiveBranchRules
 
 DEFAULT = "default"  # in `branches:`, the project's default branch, whatever its name
 OTHER = "other"  # the label of folded branches
@@ -20,7 +20,7 @@ class Placement:
 
 
 class BranchPolicy:
-    def __init__(self, rules: Defaults, default_branch: str | None) -> None:
+    def __init__(self, rules: EffectiveBranchRules, default_branch: str | None) -> None:
         self.rules = rules
         self.default_branch = default_branch
         self._patterns = [default_branch if p == DEFAULT else p for p in rules.branches]

@@ -13,30 +13,28 @@ from collections.abc import Awaitable, Callable
 
 from exporter.circleci import CircleCIClient, models
 from exporter.collect.branches import BranchPolicy, Placement
+from exporter.state.keys import BranchWorkflowKey
 from exporter.state.statuses import FAILURES
 
 # How deep the branch-filtered history read goes for a branch whose last completed runs are
 # not in the recent history: 10 pages of 20 pipelines.
 HISTORY_PIPELINES = 200
 
-# (branch label, workflow name): one workflow series of a project.
-_Series = tuple[str, str]
-
 
 class StartupHistory:
     def __init__(self) -> None:
         self.done = False
         # Series whose newest completed run's jobs (and tests) were read.
-        self._jobs_read: set[_Series] = set()
+        self._jobs_read: set[BranchWorkflowKey] = set()
         # Series whose failure streak reached a non-failure, and every series met.
-        self._streak_known: set[_Series] = set()
-        self._streak_seen: set[_Series] = set()
+        self._streak_known: set[BranchWorkflowKey] = set()
+        self._streak_seen: set[BranchWorkflowKey] = set()
 
     def wants_jobs(self, place: Placement, workflow: str, status: str) -> bool:
         """Note a workflow run that completed before the watch began; True when its jobs are
         worth reading. Runs arrive newest first, and only the newest run of each series of a
         tracked branch matters for the gauges: nothing of a folded branch's history is shown."""
-        series = (place.label, workflow)
+        series = BranchWorkflowKey(place.label, workflow)
         self._streak_seen.add(series)
         if status not in FAILURES:
             self._streak_known.add(series)
@@ -46,7 +44,7 @@ class StartupHistory:
         return True
 
     def _incomplete(self, branch: str) -> bool:
-        seen = [s for s in self._streak_seen if s[0] == branch]
+        seen = [s for s in self._streak_seen if s.branch == branch]
         return not seen or any(s not in self._streak_known for s in seen)
 
     async def read_back(

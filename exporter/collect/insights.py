@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import anyio
 
@@ -33,6 +33,13 @@ from exporter.state.insights import (
     RunStats,
     UsageStats,
     WorkflowStats,
+)
+from exporter.state.keys import (
+    BranchJobKey,
+    BranchTestKey,
+    BranchWorkflowKey,
+    FlakyTestKey,
+    TrendKey,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,6 +127,14 @@ def _keep_max(into: dict[_K, float], key: _K, value: float) -> None:
     into[key] = max(value, into.get(key, value))
 
 
+class Scope(NamedTuple):
+    """One branch an Insights sweep reads: its `branch` label, and the `branch` query that
+    asks for it (None: Insights' default branch)."""
+
+    label: str
+    query: str | None
+
+
 class ProjectSweep:
     """Reads one project's Insights into a `ProjectInsights`; every request is awaited in turn."""
 
@@ -137,12 +152,12 @@ class ProjectSweep:
         self.window = window
         self.top_tests = top_tests
         self.top_flaky = top_flaky
-        self._workflows: dict[tuple[str, str], WorkflowStats] = {}
-        self._test_runs: dict[tuple[str, str], int] = {}
-        self._trends: dict[tuple[str, str, str], float] = {}
-        self._jobs: dict[tuple[str, str, str], RunStats] = {}
-        self._failed_tests: dict[tuple[str, str, str, str, str], float] = {}
-        self._slow_tests: dict[tuple[str, str, str, str, str], float] = {}
+        self._workflows: dict[BranchWorkflowKey, WorkflowStats] = {}
+        self._test_runs: dict[BranchWorkflowKey, int] = {}
+        self._trends: dict[TrendKey, float] = {}
+        self._jobs: dict[BranchJobKey, RunStats] = {}
+        self._failed_tests: dict[BranchTestKey, float] = {}
+        self._slow_tests: dict[BranchTestKey, float] = {}
 
     async def read(self, policy: BranchPolicy) -> ProjectInsights:
         known = (await self.client.get_insights_branches(self.slug)).branches
@@ -167,16 +182,14 @@ class ProjectSweep:
         )
 
     @staticmethod
-    def scopes(
-        policy: BranchPolicy, default: str | None, known: list[str]
-    ) -> list[tuple[str, str | None]]:
-        """(branch label, `branch` query) pairs: the default branch, asked for without a branch
-        (Insights' own default scope), then each tracked branch Insights knows, globs included."""
-        scopes: list[tuple[str, str | None]] = [] if default is None else [(default, None)]
+    def scopes(policy: BranchPolicy, default: str | None, known: list[str]) -> list[Scope]:
+        """The default branch, asked for without a branch (Insights' own default scope), then
+        each tracked branch Insights knows, globs included."""
+        scopes = [] if default is None else [Scope(default, None)]
         for branch in sorted(set(known) - {default}):
             place = policy.place(branch, None)
             if place is not None and not place.folded:
-                scopes.append((branch, branch))
+                scopes.append(Scope(branch, branch))
         return scopes
 
     async def _read_branch(self, label: str, branch: str | None) -> None:
@@ -187,7 +200,9 @@ class ProjectSweep:
             )
         ]
         for workflow in workflows:
-            self._workflows[label, workflow.name] = workflow_stats(workflow.metrics)
+            self._workflows[BranchWorkflowKey(label, workflow.name)] = workflow_stats(
+                workflow.metrics
+            )
             await self._read_workflow(label, branch, workflow.name)
 
     async def _read_workflow(self, label: str, branch: str | None, workflow: str) -> None:
@@ -195,29 +210,35 @@ class ProjectSweep:
         for trend in TREND_KEYS:
             ratio = getattr(summary.trends, trend)
             if ratio is not None:
-                self._trends[label, workflow, trend] = ratio
+                self._trends[TrendKey(label, workflow, trend)] = ratio
         async for job in self.client.iter_workflow_job_metrics(
             self.slug, workflow, branch=branch, reporting_window=self.window
         ):
-            self._jobs[label, workflow, job.name] = run_stats(job.metrics)
+            self._jobs[BranchJobKey(label, workflow, job.name)] = run_stats(job.metrics)
         tests = await self.client.get_workflow_test_metrics(self.slug, workflow, branch=branch)
-        self._test_runs[label, workflow] = tests.total_test_runs
-        failed: dict[tuple[str, str, str, str, str], float] = {}
+        self._test_runs[BranchWorkflowKey(label, workflow)] = tests.total_test_runs
+        failed: dict[BranchTestKey, float] = {}
         for test in tests.most_failed_tests:
-            key = (label, workflow, test.job_name, test.test_name, test.classname or "")
+            key = BranchTestKey(
+                label, workflow, test.job_name, test.test_name, test.classname or ""
+            )
             _keep_max(failed, key, float(test.failed_runs))
-        slow: dict[tuple[str, str, str, str, str], float] = {}
+        slow: dict[BranchTestKey, float] = {}
         for test in tests.slowest_tests:
             if test.p95_duration is not None:
-                key = (label, workflow, test.job_name, test.test_name, test.classname or "")
+                key = BranchTestKey(
+                    label, workflow, test.job_name, test.test_name, test.classname or ""
+                )
                 _keep_max(slow, key, test.p95_duration)
         self._failed_tests.update(top(failed, self.top_tests))
         self._slow_tests.update(top(slow, self.top_tests))
 
-    def _flaky(self, tests: list[models.FlakyTest]) -> dict[tuple[str, str, str, str], float]:
-        flaky: dict[tuple[str, str, str, str], float] = {}
+    def _flaky(self, tests: list[models.FlakyTest]) -> dict[FlakyTestKey, float]:
+        flaky: dict[FlakyTestKey, float] = {}
         for test in tests:
-            key = (test.workflow_name or "", test.job_name, test.test_name, test.classname or "")
+            key = FlakyTestKey(
+                test.workflow_name or "", test.job_name, test.test_name, test.classname or ""
+            )
             _keep_max(flaky, key, float(test.times_flaked))
         return top(flaky, self.top_flaky)
 

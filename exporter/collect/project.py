@@ -25,7 +25,7 @@ from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
 from exporter.collect.history import StartupHistory
-from exporter.settings import CollectSettings, Defaults
+from exporter.settings import CollectSettings, EffectiveBranchRules
 from exporter.state import State
 from exporter.state.statuses import JOB_FAILURES, job_finished, workflow_finished
 from exporter.state.updates import JobDetailsUpdate, JobUpdate
@@ -54,7 +54,7 @@ class ProjectCollector:
     def __init__(
         self,
         slug: str,
-        rules: Defaults,
+        rules: EffectiveBranchRules,
         *,
         client: CircleCIClient,
         state: State,

@@ -2,7 +2,7 @@
 
 Insights are aggregates CircleCI recomputes about daily, so nothing here accumulates: each
 successful sweep of a project (or org) replaces everything known about it, and a failed sweep
-leaves the previous values in place. Keys are label-value tuples in the order the comments say.
+leaves the previous values in place. Keys are the named tuples of `exporter.state.keys`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any
+
+from exporter.state.keys import (
+    BranchJobKey,
+    BranchTestKey,
+    BranchWorkflowKey,
+    FlakyTestKey,
+    TrendKey,
+)
 
 
 def _freeze_mappings(obj: Any) -> None:
@@ -62,19 +70,16 @@ class ProjectInsights:
     project: str
     window: str
     branches: int  # how many branches Insights knows
-    # (branch, workflow)
-    workflows: Mapping[tuple[str, str], WorkflowStats]
-    test_runs: Mapping[tuple[str, str], int]
-    # (branch, workflow, trend key)
-    trends: Mapping[tuple[str, str, str], float]
-    # (branch, workflow, job)
-    jobs: Mapping[tuple[str, str, str], RunStats]
-    # (branch, workflow, job, test, classname), already capped to the top N per workflow
-    failed_tests: Mapping[tuple[str, str, str, str, str], float]
-    slow_tests: Mapping[tuple[str, str, str, str, str], float]
+    workflows: Mapping[BranchWorkflowKey, WorkflowStats]
+    test_runs: Mapping[BranchWorkflowKey, int]
+    trends: Mapping[TrendKey, float]
+    jobs: Mapping[BranchJobKey, RunStats]
+    # Already capped to the top N per workflow.
+    failed_tests: Mapping[BranchTestKey, float]
+    slow_tests: Mapping[BranchTestKey, float]
     flaky_total: int
-    # (workflow, job, test, classname), already capped to the top N of the project
-    flaky_tests: Mapping[tuple[str, str, str, str], float]
+    # Already capped to the top N of the project.
+    flaky_tests: Mapping[FlakyTestKey, float]
 
     def __post_init__(self) -> None:
         _freeze_mappings(self)

@@ -7,6 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exporter.state.histogram import HistogramData
+from exporter.state.keys import (
+    CollectionKey,
+    JobKey,
+    JobRunKey,
+    PipelineErrorKey,
+    PipelineKey,
+    WorkflowKey,
+    WorkflowRunKey,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +93,13 @@ class Snapshot:
     taken_at: float
     watch_start: float  # counters count runs completed from here on (State.watch_start)
     projects: Mapping[str, ProjectRow]
-    # (project, branch, trigger) and (project, branch, error type)
-    pipelines: Mapping[tuple[str, str, str], int]
-    pipeline_errors: Mapping[tuple[str, str, str], int]
-    # (project, branch, workflow)
-    workflows: Mapping[tuple[str, str, str], WorkflowRow]
-    # (project, branch, workflow, status)
-    workflow_runs: Mapping[tuple[str, str, str, str], int]
-    workflow_durations: Mapping[tuple[str, str, str, str], HistogramData]
-    # (project, branch, workflow, job)
-    jobs: Mapping[tuple[str, str, str, str], JobRow]
-    job_queue_times: Mapping[tuple[str, str, str, str], HistogramData]
-    # (project, branch, workflow, job, status)
-    job_runs: Mapping[tuple[str, str, str, str, str], int]
-    job_durations: Mapping[tuple[str, str, str, str, str], HistogramData]
-    # (project, collector)
-    collections: Mapping[tuple[str, str], CollectionRow]
+    pipelines: Mapping[PipelineKey, int]
+    pipeline_errors: Mapping[PipelineErrorKey, int]
+    workflows: Mapping[WorkflowKey, WorkflowRow]
+    workflow_runs: Mapping[WorkflowRunKey, int]
+    workflow_durations: Mapping[WorkflowRunKey, HistogramData]
+    jobs: Mapping[JobKey, JobRow]
+    job_queue_times: Mapping[JobKey, HistogramData]
+    job_runs: Mapping[JobRunKey, int]
+    job_durations: Mapping[JobRunKey, HistogramData]
+    collections: Mapping[CollectionKey, CollectionRow]

@@ -18,6 +18,16 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from exporter.state.histogram import Histogram
+from exporter.state.keys import (
+    BranchKey,
+    CollectionKey,
+    JobKey,
+    JobRunKey,
+    PipelineErrorKey,
+    PipelineKey,
+    WorkflowKey,
+    WorkflowRunKey,
+)
 from exporter.state.snapshot import (
     CollectionRow,
     FailedStep,
@@ -48,8 +58,6 @@ from exporter.state.updates import (
 logger = logging.getLogger(__name__)
 
 _K = TypeVar("_K", bound=tuple[str, ...])
-WorkflowKey = tuple[str, str, str]
-JobKey = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +66,7 @@ class Expired:
 
     workflows: frozenset[WorkflowKey] = frozenset()
     jobs: frozenset[JobKey] = frozenset()
-    branches: frozenset[tuple[str, str]] = frozenset()
+    branches: frozenset[BranchKey] = frozenset()
     # Every key removed: the series above and the counters and histograms under them.
     keys: int = 0
 
@@ -185,19 +193,19 @@ class State:
         self.on_series_limit = on_series_limit
         self._names: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
         self._projects: dict[str, ProjectUpdate] = {}
-        self._pipelines: defaultdict[tuple[str, str, str], int] = defaultdict(int)
-        self._pipeline_errors: defaultdict[tuple[str, str, str], int] = defaultdict(int)
-        self._branch_seen: dict[tuple[str, str], float] = {}
+        self._pipelines: defaultdict[PipelineKey, int] = defaultdict(int)
+        self._pipeline_errors: defaultdict[PipelineErrorKey, int] = defaultdict(int)
+        self._branch_seen: dict[BranchKey, float] = {}
         self._seen_pipelines: dict[str, float] = {}
         self._workflows: dict[WorkflowKey, _WorkflowSeries] = {}
-        self._workflow_runs: defaultdict[tuple[str, str, str, str], int] = defaultdict(int)
-        self._workflow_durations: dict[tuple[str, str, str, str], Histogram] = {}
+        self._workflow_runs: defaultdict[WorkflowRunKey, int] = defaultdict(int)
+        self._workflow_durations: dict[WorkflowRunKey, Histogram] = {}
         self._jobs: dict[JobKey, _JobSeries] = {}
-        self._job_runs: defaultdict[tuple[str, str, str, str, str], int] = defaultdict(int)
-        self._job_durations: dict[tuple[str, str, str, str, str], Histogram] = {}
+        self._job_runs: defaultdict[JobRunKey, int] = defaultdict(int)
+        self._job_durations: dict[JobRunKey, Histogram] = {}
         self._job_queue: dict[JobKey, Histogram] = {}
         self._settled: dict[str, _Settled] = {}
-        self._collections: dict[tuple[str, str], _Collection] = {}
+        self._collections: dict[CollectionKey, _Collection] = {}
 
     # -- the single update path ---------------------------------------------------------
 
@@ -218,18 +226,17 @@ class State:
             case FailedStepUpdate():
                 self._apply_failed_step(update)
 
-    def _apply_pipeline(self, u: PipelineUpdate) -> None:
-        self._branch_seen[(u.project, u.branch)] = max(
-            u.created_at, self._branch_seen.get((u.project, u.branch), 0.0)
-        )
-        if u.pipeline_id in self._seen_pipelines:
+    def _apply_pipeline(self, update: PipelineUpdate) -> None:
+        branch = BranchKey(update.project, update.branch)
+        self._branch_seen[branch] = max(update.created_at, self._branch_seen.get(branch, 0.0))
+        if update.pipeline_id in self._seen_pipelines:
             return
-        self._seen_pipelines[u.pipeline_id] = u.created_at
-        if u.created_at < self.watch_start:
+        self._seen_pipelines[update.pipeline_id] = update.created_at
+        if update.created_at < self.watch_start:
             return
-        self._pipelines[(u.project, u.branch, u.trigger)] += 1
-        for error_type in u.error_types:
-            self._pipeline_errors[(u.project, u.branch, error_type)] += 1
+        self._pipelines[PipelineKey(update.project, update.branch, update.trigger)] += 1
+        for error_type in update.error_types:
+            self._pipeline_errors[PipelineErrorKey(update.project, update.branch, error_type)] += 1
 
     def _settle(self, run_id: str, completed_at: float) -> bool:
         """Record a completed run; True when it is to be counted now."""
@@ -250,96 +257,117 @@ class State:
         names.add(name)
         return True
 
-    def _apply_workflow(self, u: WorkflowUpdate) -> None:
-        if not self._admit(u.project, (u.project, u.branch, u.workflow)):
+    def _apply_workflow(self, update: WorkflowUpdate) -> None:
+        if not self._admit(
+            update.project, WorkflowKey(update.project, update.branch, update.workflow)
+        ):
             return
-        complete = workflow_finished(u.status, u.stopped_at)
-        duration = (u.stopped_at - u.created_at) if u.stopped_at is not None else None
-        already_settled = u.workflow_id in self._settled
-        if complete and self._settle(u.workflow_id, u.stopped_at or u.created_at):
-            key = (u.project, u.branch, u.workflow, u.status)
+        complete = workflow_finished(update.status, update.stopped_at)
+        duration = (
+            (update.stopped_at - update.created_at) if update.stopped_at is not None else None
+        )
+        already_settled = update.workflow_id in self._settled
+        if complete and self._settle(update.workflow_id, update.stopped_at or update.created_at):
+            key = WorkflowRunKey(update.project, update.branch, update.workflow, update.status)
             self._workflow_runs[key] += 1
             if duration is not None:
                 self._histogram(self._workflow_durations, key, self.buckets.workflow_duration)
                 self._workflow_durations[key].observe(max(duration, 0.0))
-        if u.folded:
+        if update.folded:
             return
         if already_settled and not complete:
             return  # a stale in-progress view of a run that has finished
-        series = self._workflows.get((u.project, u.branch, u.workflow))
-        activity = u.stopped_at or u.created_at
+        workflow = WorkflowKey(update.project, update.branch, update.workflow)
+        series = self._workflows.get(workflow)
+        activity = update.stopped_at or update.created_at
         if series is None:
-            series = self._workflows[(u.project, u.branch, u.workflow)] = _WorkflowSeries(activity)
+            series = self._workflows[workflow] = _WorkflowSeries(activity)
         series.last_seen = max(series.last_seen, activity)
-        run = _Run(u.created_at, u.workflow_id, u.status, str(u.pipeline_number), u.url, complete)
+        run = _Run(
+            update.created_at,
+            update.workflow_id,
+            update.status,
+            str(update.pipeline_number),
+            update.url,
+            complete,
+        )
         if run.newer_than(series.latest):
             series.latest = run
         if not complete:
-            series.in_progress[u.workflow_id] = (u.status, u.created_at)
+            series.in_progress[update.workflow_id] = (update.status, update.created_at)
             return
-        series.in_progress.pop(u.workflow_id, None)
-        series.add_completed(u.created_at, u.workflow_id, u.status, u.stopped_at or u.created_at)
+        series.in_progress.pop(update.workflow_id, None)
+        series.add_completed(
+            update.created_at,
+            update.workflow_id,
+            update.status,
+            update.stopped_at or update.created_at,
+        )
         if run.newer_than(series.last_completed):
             series.last_completed = run
-            series.last_completed_at = u.stopped_at
+            series.last_completed_at = update.stopped_at
             series.last_completed_duration = duration
 
-    def _apply_job(self, u: JobUpdate) -> None:
-        if not self._admit(u.project, (u.project, u.branch, u.workflow, u.job)):
+    def _apply_job(self, update: JobUpdate) -> None:
+        if not self._admit(
+            update.project, JobKey(update.project, update.branch, update.workflow, update.job)
+        ):
             return
-        complete = job_finished(u.status, u.stopped_at)
+        complete = job_finished(update.status, update.stopped_at)
         duration = (
-            u.stopped_at - u.started_at
-            if u.stopped_at is not None and u.started_at is not None
+            update.stopped_at - update.started_at
+            if update.stopped_at is not None and update.started_at is not None
             else None
         )
-        already_settled = u.job_id in self._settled
-        if complete and self._settle(u.job_id, u.stopped_at or u.created_at):
-            key = (u.project, u.branch, u.workflow, u.job, u.status)
+        already_settled = update.job_id in self._settled
+        if complete and self._settle(update.job_id, update.stopped_at or update.created_at):
+            key = JobRunKey(
+                update.project, update.branch, update.workflow, update.job, update.status
+            )
             self._job_runs[key] += 1
             if duration is not None:
                 self._histogram(self._job_durations, key, self.buckets.job_duration)
                 self._job_durations[key].observe(max(duration, 0.0))
-        if u.folded or (already_settled and not complete):
+        if update.folded or (already_settled and not complete):
             return
-        key4 = (u.project, u.branch, u.workflow, u.job)
-        activity = u.stopped_at or u.started_at or u.created_at
-        series = self._jobs.get(key4)
+        job = JobKey(update.project, update.branch, update.workflow, update.job)
+        activity = update.stopped_at or update.started_at or update.created_at
+        series = self._jobs.get(job)
         if series is None:
-            series = self._jobs[key4] = _JobSeries(activity)
+            series = self._jobs[job] = _JobSeries(activity)
         series.last_seen = max(series.last_seen, activity)
-        number = "" if u.job_number is None else str(u.job_number)
-        run = _Run(u.created_at, u.job_id, u.status, number, u.url, complete)
+        number = "" if update.job_number is None else str(update.job_number)
+        run = _Run(update.created_at, update.job_id, update.status, number, update.url, complete)
         if run.newer_than(series.latest):
             series.latest = run
         if complete and run.newer_than(series.last_completed):
             series.last_completed = run
             series.last_completed_duration = duration
 
-    def _apply_job_details(self, u: JobDetailsUpdate) -> None:
-        settled = self._settled.get(u.job_id)
+    def _apply_job_details(self, update: JobDetailsUpdate) -> None:
+        settled = self._settled.get(update.job_id)
         if settled is None or not settled.counted or settled.queue_observed:
             return
         settled.queue_observed = True
-        key = (u.project, u.branch, u.workflow, u.job)
+        key = JobKey(update.project, update.branch, update.workflow, update.job)
         self._histogram(self._job_queue, key, self.buckets.queue)
-        self._job_queue[key].observe(max(u.started_at - u.queued_at, 0.0))
+        self._job_queue[key].observe(max(update.started_at - update.queued_at, 0.0))
 
-    def _apply_tests(self, u: TestResultsUpdate) -> None:
-        series = self._jobs.get((u.project, u.branch, u.workflow, u.job))
-        if series is None or not u.counts:
+    def _apply_tests(self, update: TestResultsUpdate) -> None:
+        series = self._jobs.get(JobKey(update.project, update.branch, update.workflow, update.job))
+        if series is None or not update.counts:
             return
-        if series.tests_created_at is not None and u.created_at < series.tests_created_at:
+        if series.tests_created_at is not None and update.created_at < series.tests_created_at:
             return
-        series.tests_created_at = u.created_at
-        series.last_tests = dict(u.counts)
+        series.tests_created_at = update.created_at
+        series.last_tests = dict(update.counts)
 
-    def _apply_failed_step(self, u: FailedStepUpdate) -> None:
-        series = self._jobs.get((u.project, u.branch, u.workflow, u.job))
+    def _apply_failed_step(self, update: FailedStepUpdate) -> None:
+        series = self._jobs.get(JobKey(update.project, update.branch, update.workflow, update.job))
         # Read after its run completed: if a newer run completed since, this step is moot.
         last = None if series is None else series.last_completed
-        if series is not None and last is not None and last.run_id == u.job_id:
-            series.failed_step = u
+        if series is not None and last is not None and last.run_id == update.job_id:
+            series.failed_step = update
 
     @staticmethod
     def _histogram(store: dict[_K, Histogram], key: _K, buckets: tuple[float, ...]) -> None:
@@ -356,11 +384,11 @@ class State:
     # -- collection health --------------------------------------------------------------
 
     def record_success(self, project: str, collector: str, at: float) -> None:
-        status = self._collections.setdefault((project, collector), _Collection())
+        status = self._collections.setdefault(CollectionKey(project, collector), _Collection())
         status.up, status.last_success, status.last_error = True, at, None
 
     def record_failure(self, project: str, collector: str, error: str) -> None:
-        status = self._collections.setdefault((project, collector), _Collection())
+        status = self._collections.setdefault(CollectionKey(project, collector), _Collection())
         status.up = False
         status.errors += 1
         status.last_error = error

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.state.keys import CollectionKey
 from exporter.state.snapshot import FailedStep, Snapshot
 from exporter.state.statuses import FAILURES
 
@@ -125,8 +126,8 @@ def _health(snapshot: Snapshot) -> tuple[tuple[Health, ...], tuple[Health, ...]]
     keys = sorted({key for key, _ in snapshot.collections})
     rows = []
     for key in keys:
-        live = snapshot.collections.get((key, "live"))
-        insights = snapshot.collections.get((key, "insights"))
+        live = snapshot.collections.get(CollectionKey(key, "live"))
+        insights = snapshot.collections.get(CollectionKey(key, "insights"))
         present = [c for c in (live, insights) if c is not None]
         info = snapshot.projects.get(key)
         rows.append(

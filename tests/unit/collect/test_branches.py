@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from exporter.collect.branches import BranchPolicy, Placement
-from exporter.settings import Defaults
+from exporter.settings import EffectiveBranchRules
 
 
 def policy(branches: list[str], other: str = "drop", tags: bool = False) -> BranchPolicy:
-    rules = Defaults(branches=branches, other_branches=other, tags=tags)  # type: ignore[arg-type]
+    rules = EffectiveBranchRules(branches=branches, other_branches=other, tags=tags)  # type: ignore[arg-type]
     return BranchPolicy(rules, default_branch="main")
 
 
@@ -40,7 +40,7 @@ def test_tag_pipelines_are_ignored_unless_tags_true() -> None:
 
 
 def test_default_means_the_projects_default_branch_whatever_its_name() -> None:
-    rules = Defaults(branches=["default"])
+    rules = EffectiveBranchRules(branches=["default"])
     assert BranchPolicy(rules, "trunk").place("trunk", None) == Placement("trunk", False)
     assert BranchPolicy(rules, "trunk").place("main", None) is None
     assert BranchPolicy(rules, None).place("main", None) is None

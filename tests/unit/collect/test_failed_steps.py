@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.project import ProjectCollector
 from exporter.metrics import render
-from exporter.settings import CollectSettings, Defaults
+from exporter.settings import CollectSettings, EffectiveBranchRules
 from exporter.simulator import SimClock, SimConfig, World, create_app
 from exporter.simulator import steps as sim_steps
 from exporter.state import Buckets, State
@@ -73,7 +73,7 @@ async def _rig(wrap: Wrap) -> AsyncIterator[Rig]:
         collectors = [
             ProjectCollector(
                 p.slug,
-                Defaults(),
+                EffectiveBranchRules(),
                 client=client,
                 state=state,
                 settings=CollectSettings(lookback=2 * DAY),

@@ -16,7 +16,7 @@ from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
 from exporter.collect.branches import BranchPolicy
 from exporter.collect.insights import InsightsCollector, project_slug_of
 from exporter.collect.telemetry import CollectTelemetry
-from exporter.settings import Defaults, Settings, load_settings
+from exporter.settings import EffectiveBranchRules, Settings, load_settings
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore, ProjectInsights
 from tests import fixtures
@@ -127,7 +127,7 @@ def make_state() -> State:
 
 
 def tracked_policy(default_branch: str | None = "main") -> BranchPolicy:
-    return BranchPolicy(Defaults(branches=["default", "release/*"]), default_branch)
+    return BranchPolicy(EffectiveBranchRules(branches=["default", "release/*"]), default_branch)
 
 
 class Harness:

@@ -10,7 +10,7 @@ from fake_api import SLUG, FakeCircleCI, client_for, iso
 
 from exporter.circleci import CircleCIError
 from exporter.collect.project import ProjectCollector
-from exporter.settings import CollectSettings, Defaults
+from exporter.settings import CollectSettings, EffectiveBranchRules
 from exporter.state import Buckets, State
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +47,7 @@ async def rig() -> AsyncIterator[Rig]:
     now = [T0 + 3600]
     settings = CollectSettings(job_details=False, tests=False, failed_steps=False)
     async with client_for(api) as client:
-        collector = ProjectCollector(SLUG, Defaults(), client=client, state=state,
+        collector = ProjectCollector(SLUG, EffectiveBranchRules(), client=client, state=state,
                                      settings=settings, clock=lambda: now[0])  # fmt: skip
         yield Rig(api, state, collector, now)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exporter.state import Buckets, State, updates
+from exporter.state.keys import CollectionKey, JobKey, JobRunKey, WorkflowKey, WorkflowRunKey
 from exporter.state.updates import (
     JobDetailsUpdate,
     JobUpdate,
@@ -223,3 +224,21 @@ def test_collection_health(state: State) -> None:
     row = state.snapshot(START + 2).collections[(P, "live")]
     assert (row.up, row.last_success, row.errors) == (False, START + 1, 1)
     assert row.last_error == "getProjectBySlug: HTTP 500"
+
+
+def test_snapshot_keys_name_their_labels(state: State) -> None:
+    state.apply(wf("w1", "failed", START + 10, START + 70))
+    state.apply(job("j1", "failed", START + 11, START + 60))
+    state.record_success(P, "live", START + 80)
+    snap = state.snapshot(START + 100)
+    [workflow] = snap.workflows
+    assert isinstance(workflow, WorkflowKey)
+    assert (workflow.project, workflow.branch, workflow.workflow) == (P, B, W)
+    [run] = snap.workflow_runs
+    assert isinstance(run, WorkflowRunKey) and run.status == "failed"
+    [job_key] = snap.jobs
+    assert isinstance(job_key, JobKey) and job_key.job == "test"
+    [job_run] = snap.job_runs
+    assert isinstance(job_run, JobRunKey) and (job_run.job, job_run.status) == ("test", "failed")
+    [collection] = snap.collections
+    assert isinstance(collection, CollectionKey) and collection.collector == "live"
