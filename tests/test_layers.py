@@ -21,6 +21,7 @@ LAYERS = {
     "exporter": "foundation",  # the package itself: its version
     "exporter.durations": "foundation",
     "exporter.logs": "foundation",
+    "exporter.log_tail": "foundation",  # what a step-log reader hands the web layer
     "exporter.settings": "foundation",
     "exporter.catalog": "foundation",  # the metric catalog, read by every layer naming one
     "exporter.circleci": "client",

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from exporter.catalog import BY_NAME
 from exporter.circleci import CircleCIClient, CircleCIError
+from exporter.log_tail import LogTail, LogUnavailable
 from exporter.state.snapshot import FailedStep
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks) and lone escapes.
@@ -43,16 +44,6 @@ def clean_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return lines
-
-
-@dataclass(frozen=True, slots=True)
-class LogTail:
-    lines: tuple[str, ...]  # the last lines kept (at most `StepLogs.keep_lines`)
-    source: str  # "output_url" or "private"
-
-
-class LogUnavailable(Exception):
-    """No source gave the log; the message is one line, safe to show."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from exporter.collect.step_logs import StepLogs
 from exporter.metrics.exposition import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     render_process,
 )
 from exporter.web.compression import GzipCache, accepts_gzip
-from exporter.web.oncall import OnCall
+from exporter.web.oncall import LogReader, OnCall
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver
 
@@ -29,7 +28,7 @@ def create_app(
     ready: Callable[[], bool],
     telemetry_path: str = "/metrics",
     webhooks: WebhookReceiver | None = None,
-    logs: StepLogs | None = None,
+    logs: LogReader | None = None,
     log_lines: int = 50,
     demo: bool = False,
 ) -> Starlette:

@@ -1,7 +1,7 @@
 """What the on-call page and `/api/v1/failures` show, read off a snapshot: red default branches
 with their failing jobs and steps, runs waiting or running long, and collection health.
 
-Only reads the snapshot; the log lines are added by the caller through the read-only `StepLogs`.
+Only reads the snapshot; the log lines are added by the caller through a read-only `LogReader`.
 """
 
 from __future__ import annotations

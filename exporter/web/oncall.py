@@ -1,7 +1,8 @@
 """The on-call routes: the page at `/`, the same data as JSON at `/api/v1/failures`, and the log
 tail of a failed step at `/failures/{project}/{job_number}/log`.
 
-They only read the published snapshot and call the read-only `StepLogs`; they change nothing.
+They only read the published snapshot and call a read-only `LogReader` (the composition root
+passes `exporter.collect.step_logs.StepLogs`); they change nothing.
 Served on the metrics listener only, never on the webhook listener. The log tail serves only
 the current failed run of a job of a tracked project; anything else is a 404 (docs/oncall.md).
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.collect.step_logs import LogUnavailable, StepLogs
+from exporter.log_tail import LogTail, LogUnavailable
 from exporter.state.snapshot import FailedStep, Snapshot
 from exporter.web import oncall_page
 from exporter.web.failures import Failures, as_json, failures
@@ -33,10 +35,16 @@ _HEADERS = {
 }
 
 
+class LogReader(Protocol):
+    """Reads the last lines of a failed step's log; raises LogUnavailable when it cannot."""
+
+    async def tail(self, project: str, step: FailedStep) -> LogTail: ...
+
+
 @dataclass
 class OnCall:
     snapshot: Callable[[], Snapshot]
-    logs: StepLogs | None  # None: `web.logs: false`
+    logs: LogReader | None  # None: `web.logs: false`
     log_lines: int = 50
     demo: bool = False
     telemetry_path: str = "/metrics"
