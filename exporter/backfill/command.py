@@ -27,6 +27,7 @@ from exporter.circleci import CircleCIClient, Transport, models
 from exporter.components import buckets, build_client
 from exporter.durations import format_duration
 from exporter.settings import Settings
+from exporter.state.keys import WorkflowKey
 
 DAY = 86400.0
 # Insights keeps workflow and job runs 90 days (docs/circleci-api.md §Insights freshness).
@@ -201,7 +202,7 @@ def _write(
 ) -> tuple[int, int]:
     """Rebuild one workflow's series into the parts; returns (runs, job runs) counted."""
     target = fetched.target
-    key = (target.project, target.branch, target.workflow)
+    key = WorkflowKey(target.project, target.branch, target.workflow)
     labels = options.labels
     runs = rebuild.counted(fetched.runs, grid)
     histogram = buckets(settings)

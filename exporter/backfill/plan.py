@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from exporter.circleci import CircleCIClient, models
 from exporter.collect.branches import BranchPolicy
 from exporter.collect.discovery import discover_projects
-from exporter.settings import BranchRules, Defaults, Settings
+from exporter.settings import BranchRules, EffectiveBranchRules, Settings
 
 _GLOB = frozenset("*?[")
 # The server fixes the page size, 20 for pipelines (docs/circleci-api.md §Pagination); the run
@@ -101,7 +101,7 @@ async def make_plan(
 
 
 async def _project_targets(
-    client: CircleCIClient, slug: str, rules: Defaults, window: models.ReportingWindow
+    client: CircleCIClient, slug: str, rules: EffectiveBranchRules, window: models.ReportingWindow
 ) -> list[WorkflowTarget]:
     info = await client.get_project(slug)
     policy = BranchPolicy(rules, info.vcs_info.default_branch)

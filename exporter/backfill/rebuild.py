@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from exporter.metrics.builder import FamilyBuilder, format_number, timestamp_suffix
 from exporter.state import Buckets, State
 from exporter.state.histogram import Histogram
+from exporter.state.keys import WorkflowKey
 from exporter.state.statuses import WORKFLOW_TERMINAL
 from exporter.state.updates import WorkflowUpdate
 
@@ -150,7 +151,7 @@ def counters_and_histograms(
 
 
 def workflow_gauges(
-    key: tuple[str, str, str], runs: Sequence[Run], grid: Grid, labels: dict[str, str], sink: Sink
+    key: WorkflowKey, runs: Sequence[Run], grid: Grid, labels: dict[str, str], sink: Sink
 ) -> None:
     """circleci_workflow_last_completed_status and circleci_workflow_consecutive_failures,
     from the first completed run on: the live state's answers after each run completed."""
