@@ -11,7 +11,7 @@ from exporter.circleci import models
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy
 from exporter.metrics import render
-from exporter.settings import Defaults
+from exporter.settings import EffectiveBranchRules
 from exporter.state import Buckets, State
 from exporter.web.publisher import Publisher
 
@@ -50,7 +50,7 @@ def test_surrogates_are_replaced_where_api_and_webhook_text_enters() -> None:
 
 def test_a_state_fed_hostile_names_renders_as_utf8() -> None:
     state = State(watch_start=START, buckets=Buckets((1.0,), (1.0,), (1.0,)), series_ttl=1e9)
-    policy = BranchPolicy(Defaults(branches=["*"]), "main")
+    policy = BranchPolicy(EffectiveBranchRules(branches=["*"]), "main")
     place = policy.place("main", None)
     assert place is not None
     stamp = _stamp(START + 10)
