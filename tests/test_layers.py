@@ -36,6 +36,7 @@ LAYERS = {
     "exporter.cli": "entry point",
     "exporter.__main__": "entry point",
     "exporter.settings_doc": "entry point",
+    "exporter.healthcheck": "entry point",  # `python -m exporter.healthcheck`, the container check
     "exporter.backfill": "entry point",  # `circleci-exporter backfill`, a command of its own
     "exporter.simulator": "simulator",
 }
