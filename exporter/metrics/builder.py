@@ -48,22 +48,23 @@ class FamilyBuilder:
     """Samples of one family of the catalog; labels are given as values in catalog order.
 
     `extra_labels` follow the catalog's on every sample (a backfill adds the `job` and
-    `instance` labels Prometheus gives the live scrape). A catalog label they collide with is
-    renamed `exported_<name>`, as Prometheus renames it in the live scrape (honor_labels:
-    false), so that backfilled and live series are the same series. A sample may carry a
-    timestamp."""
+    `instance` labels Prometheus gives the live scrape). Where a family has a label of the same
+    name (the job families' `job`), the family's own label wins and the extra one is left out,
+    as the shipped scrape configuration does (`honor_labels: true`), so that backfilled and
+    live series are the same series. A sample may carry a timestamp."""
 
     __slots__ = ("_extra", "_label_names", "_lines", "_name", "_spec")
 
     def __init__(self, name: str, extra_labels: Mapping[str, str] | None = None) -> None:
         self._spec = BY_NAME[name]
         self._name = name
-        extra_labels = extra_labels or {}
-        self._label_names = tuple(
-            f"exported_{label}" if label in extra_labels else label for label in self._spec.labels
-        )
+        self._label_names = self._spec.labels
         self._lines: list[str] = []
-        self._extra = "".join(f',{key}="{_escape(value)}"' for key, value in extra_labels.items())
+        self._extra = "".join(
+            f',{key}="{_escape(value)}"'
+            for key, value in (extra_labels or {}).items()
+            if key not in self._label_names
+        )
 
     def _pairs(self, values: tuple[str, ...]) -> str:
         if len(values) != len(self._label_names):

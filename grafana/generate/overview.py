@@ -29,16 +29,14 @@ DEFAULT_BRANCH_PASSING = (
     f'circleci_workflow_last_completed_status{{status="success"}} {ON_DEFAULT_BRANCH})'
 )
 
-# The failing jobs of red default-branch workflows, one row per job. Scraped without
-# honor_labels, the CircleCI job is in `exported_job`: copied back to `job` when present.
+# The failing jobs of red default-branch workflows, one row per job.
 _RED = (
     "max by (project, branch, workflow) ("
     'circleci_workflow_last_completed_status{status=~"failed|error"}'
     f" {ON_DEFAULT_BRANCH})"
 )
 _FAILING_JOBS = (
-    "max by (project, branch, workflow, job, step, url) (label_replace("
-    'circleci_job_last_failed_step_info, "job", "$1", "exported_job", "(.+)"))'
+    "max by (project, branch, workflow, job, step, url) (circleci_job_last_failed_step_info)"
 )
 
 

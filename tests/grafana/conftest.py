@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tests.grafana.dashboard_prometheus import PrometheusServer
-from tests.rules.binaries import running_prometheus
+from tests.rules.binaries import PROMETHEUS_CONFIG, running_prometheus
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,15 @@ def start_prometheus(
 
         def start(targets: list[str]) -> PrometheusServer:
             workdir: Path = tmp_path_factory.mktemp("prometheus")
-            scrape = [{"job_name": "circleci", "static_configs": [{"targets": targets}]}]
+            # The shipped scrape job (its name and honor_labels), pointed at the test targets.
+            shipped = yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"][0]
+            scrape = [
+                {
+                    "job_name": shipped["job_name"],
+                    "honor_labels": shipped["honor_labels"],
+                    "static_configs": [{"targets": targets}],
+                }
+            ]
             config = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": scrape if targets else [],

@@ -150,3 +150,16 @@ def test_must_have_list_names_real_panels() -> None:
     for uid, titles in MUST_HAVE_DATA.items():
         sources = {query.source for query in queries(DASHBOARDS[uid])}
         assert titles <= sources, f"{uid}: unknown panels {sorted(titles - sources)}"
+
+
+def test_job_families_keep_the_circleci_job_name_in_their_job_label(
+    prometheus: PrometheusServer,
+) -> None:
+    """The shipped scrape config honours the exporter's `job` label: the per-job panels and
+    rules group by the CircleCI job, not by the scrape job (which would be `circleci`)."""
+    jobs = set(prometheus.label_values("circleci_job_runs_total", "job"))
+    assert jobs and "circleci" not in jobs, jobs
+    renamed = prometheus.query('count({__name__=~"circleci_.+", exported_job!=""})')
+    assert renamed["status"] == "success" and renamed["data"]["result"] == []
+    scrape_job = prometheus.query('up{job="circleci"}')
+    assert scrape_job["data"]["result"], "up keeps the scrape job's name"

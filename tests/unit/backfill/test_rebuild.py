@@ -65,7 +65,7 @@ def test_counters_and_histograms_are_cumulative_from_zero() -> None:
     assert histogram[total][-1] == (999.999, 800.0)
 
 
-def test_a_target_label_that_clashes_is_exported_as_prometheus_renames_it() -> None:
+def test_a_target_label_that_clashes_gives_way_to_the_family_label_as_honor_labels_does() -> None:
     lines, sink = collect()
     rebuild.counters_and_histograms(
         "circleci_job_runs_total", "circleci_job_duration_seconds", (*KEY, "unit"),
@@ -73,7 +73,8 @@ def test_a_target_label_that_clashes_is_exported_as_prometheus_renames_it() -> N
         {"job": "circleci", "instance": "exporter:10027"}, sink,
     )  # fmt: skip
     first = lines["circleci_job_runs_total"][0]
-    assert 'exported_job="unit",status="success",job="circleci",instance="exporter:10027"' in first
+    assert 'job="unit",status="success",instance="exporter:10027"' in first
+    assert "exported_job" not in first and 'job="circleci"' not in first
 
 
 def test_gauges_follow_the_live_state_even_when_runs_finish_out_of_order() -> None:
