@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["gauge", "counter", "histogram", "stateset", "info"]
-Source = Literal["live", "insights", "exporter"]
+Source = Literal["live", "insights", "schedules", "exporter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +163,29 @@ INSIGHTS = (
            f"Branches Insights knows for the project (at most 5000) {_INSIGHTS}.", "insights"),
 )  # fmt: skip
 
+_PS = ("project", "schedule")
+_S = "(schedules: read every collect.schedules_interval, runs from the live collector)"
+
+SCHEDULES = (
+    Family("circleci_schedule_info", "info", (*_PS, "branch", "actor"),
+           f"One series per schedule: the branch (or tag) it runs on and the login its pipelines "
+           f"are attributed to {_S}.", "schedules"),
+    Family("circleci_schedule_next_run_timestamp_seconds", "gauge", _PS,
+           f"Start of the next hour slot in which the timetable expects a run (UTC) {_S}.",
+           "schedules"),
+    Family("circleci_schedule_last_run_timestamp_seconds", "gauge", _PS,
+           f"created_at of the newest pipeline attributed to the schedule {_S}.", "schedules"),
+    Family("circleci_schedule_last_run_status", "stateset", (*_PS, "status"),
+           f"Outcome of the newest attributed pipeline's workflows: success, failed, error, "
+           f"canceled or running; absent when its branch is not tracked {_S}.", "schedules"),
+    Family("circleci_schedule_missed_runs_total", "counter", _PS,
+           f"Expected runs (timetable slots) that passed collect.schedule_grace with no "
+           f"pipeline, while the exporter watched {_S}.", "schedules"),
+    Family("circleci_schedule_last_missed_run_timestamp_seconds", "gauge", _PS,
+           f"Start of the newest slot counted in circleci_schedule_missed_runs_total {_S}.",
+           "schedules"),
+)  # fmt: skip
+
 EXPORTER = (
     Family("circleci_exporter_build_info", "info", ("version", "python_version"),
            "The exporter's version.", "exporter"),
@@ -235,5 +258,5 @@ PROCESS = (
            "(workflow, job, branch).", "exporter"),
 )  # fmt: skip
 
-ALL = LIVE + INSIGHTS + EXPORTER + PROCESS
+ALL = LIVE + INSIGHTS + SCHEDULES + EXPORTER + PROCESS
 BY_NAME = {f.name: f for f in ALL}

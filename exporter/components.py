@@ -20,11 +20,13 @@ from exporter.collect.events import EVENT_TYPES
 from exporter.collect.expiry import StaleSeriesExpiry
 from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
+from exporter.collect.schedules import ScheduleBook, ScheduleCollector
 from exporter.collect.step_logs import StepLogs, StepLogTelemetry
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore
+from exporter.state.schedules import ScheduleStore
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver, WebhookTelemetry
 
@@ -44,6 +46,7 @@ class Components:
     live: LiveCollector
     insights_store: InsightsStore | None
     insights: InsightsCollector | None
+    schedules: ScheduleCollector
     publisher: Publisher
     expiry: StaleSeriesExpiry
     webhooks: WebhookReceiver | None
@@ -64,6 +67,7 @@ class Components:
         """The collectors, stale-series expiry and the publisher, until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.live.run)
+            tg.start_soon(self.schedules.run)
             if self.insights is not None:
                 tg.start_soon(self.insights.run)
             tg.start_soon(self.expiry.run)
@@ -119,7 +123,12 @@ def build_components(
         max_series_per_project=settings.collect.max_series_per_project,
         on_series_limit=collect_telemetry.series_limit_hit,
     )
-    intervals = {"live": settings.collect.interval}
+    intervals = {
+        "live": settings.collect.interval,
+        "schedules": settings.collect.schedules_interval,
+    }
+    schedule_store = ScheduleStore()
+    schedule_book = ScheduleBook(schedule_store, grace=settings.collect.schedule_grace, clock=clock)
     insights_store = InsightsStore() if settings.insights.enabled else None
     if insights_store is not None:
         intervals["insights"] = settings.collect.insights_interval
@@ -129,6 +138,7 @@ def build_components(
         state,
         intervals,
         insights=insights_store,
+        schedules=schedule_store,
         min_gap=min(publish_gap, settings.collect.interval),
         clock=clock,
         registry=registry,
@@ -140,6 +150,7 @@ def build_components(
         state=state,
         on_cycle=publisher.request,
         telemetry=collect_telemetry,
+        schedules=schedule_book,
         clock=clock,
     )
     for project in settings.projects:
@@ -156,6 +167,16 @@ def build_components(
             telemetry=collect_telemetry,
             clock=clock,
         )
+    schedules = ScheduleCollector(
+        client=client,
+        state=state,
+        book=schedule_book,
+        tracked=lambda: list(live.projects),
+        interval=settings.collect.schedules_interval,
+        on_read=publisher.request,
+        telemetry=collect_telemetry,
+        clock=clock,
+    )
     expiry = StaleSeriesExpiry(
         state, telemetry=collect_telemetry, on_expired=publisher.request, clock=clock
     )
@@ -185,6 +206,7 @@ def build_components(
         live=live,
         insights_store=insights_store,
         insights=insights,
+        schedules=schedules,
         publisher=publisher,
         expiry=expiry,
         webhooks=webhooks,

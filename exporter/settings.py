@@ -267,6 +267,17 @@ class CollectSettings(_Section):
     insights_interval: Duration = Field(
         default=900.0, le=_DAY, description="Insights polling interval."
     )
+    schedules_interval: Duration = Field(
+        default=900.0,
+        le=_DAY,
+        description="How often each project's schedules are read (one request).",
+    )
+    schedule_grace: Duration = Field(
+        default=900.0,
+        le=_DAY,
+        description="How late after its expected hour (slot) a scheduled run may start "
+        "before it counts as missed.",
+    )
     insights_window: InsightsWindow = Field(
         default="last-30-days", description="Insights reporting window."
     )

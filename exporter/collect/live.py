@@ -18,6 +18,7 @@ from exporter.circleci import CircleCIClient, CircleCIError
 from exporter.collect.discovery import discover_projects
 from exporter.collect.events import UnusableEvent, parse_event
 from exporter.collect.project import ProjectCollector
+from exporter.collect.schedules import ScheduleBook
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import BranchRules, Settings
 from exporter.state import State
@@ -37,9 +38,11 @@ class LiveCollector:
         state: State,
         on_cycle: Callable[[], None],
         telemetry: CollectTelemetry,
+        schedules: ScheduleBook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.schedules = schedules
         self.client = client
         self.state = state
         self.on_cycle = on_cycle
@@ -75,6 +78,7 @@ class LiveCollector:
             client=self.client,
             state=self.state,
             settings=self.settings.collect,
+            schedules=None if self.schedules is None else self.schedules.project(slug),
             clock=self.clock,
             on_forgotten=self.telemetry.count_forgotten,
         )

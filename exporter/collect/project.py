@@ -25,6 +25,7 @@ from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
 from exporter.collect.history import StartupHistory
+from exporter.collect.schedules import ProjectSchedules
 from exporter.settings import CollectSettings, EffectiveBranchRules
 from exporter.state import State
 from exporter.state.statuses import JOB_FAILURES, job_finished, workflow_finished
@@ -59,11 +60,14 @@ class ProjectCollector:
         client: CircleCIClient,
         state: State,
         settings: CollectSettings,
+        schedules: ProjectSchedules | None = None,
         clock: Callable[[], float] = time.time,
         on_forgotten: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.slug = slug
         self.on_forgotten = on_forgotten
+        # Told of every scheduled pipeline seen and of its workflows (collect/schedules.py).
+        self.schedules = schedules
         self.rules = rules
         self.client = client
         self.state = state
@@ -118,6 +122,8 @@ class ProjectCollector:
         for job in list(self._queued_jobs.values()):
             await self._fetch_details_once(job, history=False)
         self._forget_settled(now)
+        if self.schedules is not None:
+            self.schedules.observed(now)
 
     async def _refresh_project(self, now: float) -> None:
         if (
@@ -163,6 +169,8 @@ class ProjectCollector:
     def _first_sight(self, pipeline: models.Pipeline) -> None:
         place = self.policy.place(pipeline.branch, pipeline.tag)
         self._pipelines[pipeline.id] = _Tracked(pipeline, place, settled=place is None)
+        if self.schedules is not None:
+            self.schedules.note_pipeline(pipeline, tracked=place is not None)
         if place is not None:
             self.state.apply(translate.pipeline_update(self.slug, pipeline, place))
 
@@ -213,6 +221,8 @@ class ProjectCollector:
         if workflow.status == "on_hold" == tracked.last_status.get(workflow.id):
             return None  # still waiting for an approval: none of its jobs can have moved
         tracked.last_status[workflow.id] = workflow.status
+        if self.schedules is not None:
+            self.schedules.note_workflow(tracked.pipeline.id, workflow.id, workflow.status)
         update = translate.workflow_update(self.slug, workflow, place)
         self.state.apply(update)
         complete = workflow_finished(update.status, update.stopped_at)
@@ -360,6 +370,8 @@ class ProjectCollector:
             if pipeline.id not in self._pipelines and place is not None:
                 found.append(_Tracked(pipeline, place))
                 self._pipelines[pipeline.id] = found[-1]
+                if self.schedules is not None:
+                    self.schedules.note_pipeline(pipeline, tracked=True)
         await self._sync(found)
 
     def _forget_settled(self, now: float) -> None:

@@ -8,6 +8,8 @@ from exporter.catalog import ALL, Family
 _SOURCES = {
     "live": "Live metrics: polling pipelines → workflows → jobs, and webhooks",
     "insights": "Insights metrics: the Insights API, refreshed on `collect.insights_interval`",
+    "schedules": "Schedule metrics: schedules read on `collect.schedules_interval`, their runs "
+    "from the pipelines the live collector reads",
     "exporter": "The exporter itself",
 }
 _KINDS = {

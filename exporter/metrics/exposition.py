@@ -13,7 +13,9 @@ from exporter.metrics.builder import BuiltFamily, FamilyBuilder
 from exporter.metrics.exporter import exporter_families
 from exporter.metrics.insights import insights_families
 from exporter.metrics.live import live_families
+from exporter.metrics.schedules import schedule_families
 from exporter.state.insights import InsightsSnapshot
+from exporter.state.schedules import ScheduleKey, ScheduleRow
 from exporter.state.snapshot import Snapshot
 
 # The body is the classic 0.0.4 text format (our names need none of 1.0.0's escaping), and
@@ -33,11 +35,16 @@ class Rendered:
 
 
 def _families(
-    snapshot: Snapshot, intervals: Mapping[str, float], insights: InsightsSnapshot | None
+    snapshot: Snapshot,
+    intervals: Mapping[str, float],
+    insights: InsightsSnapshot | None,
+    schedules: Mapping[ScheduleKey, ScheduleRow] | None,
 ) -> Iterator[BuiltFamily]:
     yield from live_families(snapshot)
     if insights is not None:
         yield from insights_families(insights)
+    if schedules is not None:
+        yield from schedule_families(schedules)
     yield from exporter_families(snapshot, intervals)
 
 
@@ -65,8 +72,9 @@ def render(
     snapshot: Snapshot,
     intervals: Mapping[str, float],
     insights: InsightsSnapshot | None = None,
+    schedules: Mapping[ScheduleKey, ScheduleRow] | None = None,
 ) -> Rendered:
-    families = [f for f in _families(snapshot, intervals, insights) if f.lines]
+    families = [f for f in _families(snapshot, intervals, insights, schedules) if f.lines]
     series = sum(len(f.lines) for f in families)
     count = FamilyBuilder("circleci_exporter_series")
     count.add((), float(series))

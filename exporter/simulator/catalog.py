@@ -12,10 +12,10 @@ from exporter.simulator.model import (
     JobTemplate,
     Organization,
     Project,
-    Schedule,
     TestCase,
     WorkflowTemplate,
 )
+from exporter.simulator.schedules import build_schedules
 
 _REPOS = (
     "api", "web", "billing", "auth-service", "mobile-app", "data-pipeline", "infra", "docs",
@@ -84,17 +84,21 @@ def build_project(
     workflows = [_build_and_test(rng)]
     if rng.random() < 0.6:
         workflows.append(_deploy())
-    schedule = None
+    nightly = None
     if rng.random() < 0.5:
         workflows.append(_nightly(rng))
-        schedule = Schedule(
-            id=random_uuid(rng),
-            name="nightly",
-            hour=rng.randint(0, 5),
-            created_at=(origin - timedelta(days=rng.randint(30, 400))).replace(microsecond=0),
-            actor_id=random_uuid(rng),
-            actor_login="scheduler-bot",
-        )
+        nightly_id = random_uuid(rng)
+        hour = rng.randint(0, 5)
+        created_at = (origin - timedelta(days=rng.randint(30, 400))).replace(microsecond=0)
+        nightly = (nightly_id, hour, created_at, random_uuid(rng))
+    schedules = build_schedules(
+        seed=seed,
+        index=index,
+        org=org,
+        default_branch=default_branch,
+        nightly=nightly,
+        origin=origin,
+    )
     return Project(
         index=index,
         id=project_id,
@@ -106,7 +110,7 @@ def build_project(
         default_branch=default_branch,
         feature_branches=branches,
         workflows=tuple(workflows),
-        schedule=schedule,
+        schedules=schedules,
         mean_arrival_seconds=rng.uniform(20, 150) * 60,
     )
 

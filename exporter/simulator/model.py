@@ -56,12 +56,22 @@ class WorkflowTemplate:
 
 @dataclass(frozen=True)
 class Schedule:
+    """A schedule trigger (exporter/simulator/schedules.py says when it fires)."""
+
     id: str
     name: str
-    hour: int  # world hour of day (UTC) at which it triggers
+    description: str
+    branch: str
+    per_hour: int
+    hours_of_day: tuple[int, ...]  # UTC
+    days_of_week: tuple[str, ...]  # MON..SUN; empty: every day
+    workflows: tuple[str, ...]  # the workflows its pipelines run
     created_at: datetime
     actor_id: str
     actor_login: str
+    # World seconds after the world's start at which it silently stops firing (None: never),
+    # as a schedule does when its actor loses access: the demo's missed run.
+    stops_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class Project:
     default_branch: str
     feature_branches: tuple[str, ...]
     workflows: tuple[WorkflowTemplate, ...]
-    schedule: Schedule | None
+    schedules: tuple[Schedule, ...]
     mean_arrival_seconds: float  # world seconds between pushes
 
     @property

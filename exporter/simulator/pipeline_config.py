@@ -54,7 +54,9 @@ def _when(template: WorkflowTemplate, project: Project) -> dict[str, Any] | None
     if template.runs_on == "default-branch-push":
         on_default = {"equal": [project.default_branch, "<< pipeline.git.branch >>"]}
         return {"and": [not_scheduled, on_default]}
-    return not_scheduled if project.schedule is not None else None
+    if any(template.name in schedule.workflows for schedule in project.schedules):
+        return None  # runs on pushes and on a schedule alike
+    return not_scheduled if project.schedules else None
 
 
 def _workflow_jobs(template: WorkflowTemplate) -> list[Any]:

@@ -210,16 +210,20 @@ async def get_artifacts(request: Request, ctx: SimContext) -> object:
 
 async def list_schedules(request: Request, ctx: SimContext) -> object:
     project = ctx.project(request)
-    items = [serialize.schedule(project)] if project.schedule else []
-    page, next_token = offset_page(items, request.query_params.get("page-token"), "schedules")
+    speed = ctx.world.config.speed
+    items = [serialize.schedule(project, s, speed) for s in project.schedules]
+    page, next_token = offset_page(
+        items, request.query_params.get("page-token"), f"schedules:{project.id}"
+    )
     return page_body(list(page), next_token)
 
 
 async def get_schedule(request: Request, ctx: SimContext) -> object:
-    project = ctx.world.schedule_owner(request.path_params["id"])
-    if project is None:
+    found = ctx.world.schedule(request.path_params["id"])
+    if found is None:
         raise ApiError(404, "Schedule not found")
-    return serialize.schedule(project)
+    project, schedule = found
+    return serialize.schedule(project, schedule, ctx.world.config.speed)
 
 
 async def get_v1_job(request: Request, ctx: SimContext) -> object:

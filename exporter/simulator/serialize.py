@@ -10,7 +10,16 @@ import random
 from datetime import datetime
 from typing import Any
 
-from exporter.simulator.model import Actor, Job, Organization, Pipeline, Project, Workflow
+from exporter.simulator import schedules
+from exporter.simulator.model import (
+    Actor,
+    Job,
+    Organization,
+    Pipeline,
+    Project,
+    Schedule,
+    Workflow,
+)
 
 JSON = dict[str, Any]
 
@@ -260,28 +269,24 @@ def artifacts(j: Job, now: datetime) -> list[JSON]:
     ]
 
 
-def schedule(p: Project) -> JSON:
-    assert p.schedule is not None
-    s = p.schedule
+def schedule(p: Project, s: Schedule, speed: float) -> JSON:
+    """A schedule as GET /project/{slug}/schedule and GET /schedule/{id} serve it: kebab-case
+    keys (api-notes §2.11)."""
     return {
         "id": s.id,
         "name": s.name,
-        "description": "Nightly end-to-end tests on the default branch",
+        "description": s.description,
         "project-slug": p.slug,
         "created-at": iso(s.created_at),
         "updated-at": iso(s.created_at),
-        "parameters": {"branch": p.default_branch},
+        "parameters": {"branch": s.branch},
         "actor": {
             "id": s.actor_id,
             "login": s.actor_login,
             "name": display_name(Actor(s.actor_id, s.actor_login)),
             "avatar_url": None,
         },
-        "timetable": {
-            "per-hour": 1,
-            "hours-of-day": [s.hour],
-            "days-of-week": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"],
-        },
+        "timetable": schedules.timetable(s, speed),
     }
 
 

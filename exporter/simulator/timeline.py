@@ -19,11 +19,12 @@ from exporter.simulator.model import (
     Pipeline,
     PipelineError,
     Project,
+    Schedule,
     Workflow,
     WorkflowTemplate,
 )
+from exporter.simulator.schedules import Firing
 
-_DAY = 86400.0
 _TRIGGERS = (("webhook", 0.80), ("api", 0.10), ("explicit", 0.07), ("unknown", 0.03))
 _SUBJECTS = (
     "Fix flaky cache test", "Bump dependencies", "Add rate limiting to the client",
@@ -61,6 +62,7 @@ class ProjectTimeline:
         speed: float,
         origin: datetime,
         users: tuple[Actor, ...],
+        start: datetime,
     ) -> None:
         self.project = project
         self.speed = speed
@@ -73,13 +75,23 @@ class ProjectTimeline:
         self._pipeline_number = self._rng.randint(50, 3000)
         self._job_number = self._pipeline_number * 4
         self._next_push = origin.timestamp() + self._push_gap()
-        self._next_schedule = self._schedule_after(origin.timestamp())
+        self._firing = Firing(project.schedules, speed=speed, start=start)
+        # Each schedule's pipelines draw from their own stream: the pushes stay the same
+        # whatever the schedules do, and the n-th run of a schedule is the same at any speed.
+        self._schedule_rngs = {
+            s.id: random.Random(f"{seed}:schedule:{s.id}") for s in project.schedules
+        }
+        self._next_schedule = self._firing.next_after(origin.timestamp())
         self._broken_runs_left = 0
         self._forced_break: frozenset[str] | None = None
 
     @property
     def next_arrival(self) -> float:
-        return min(self._next_push, self._next_schedule)
+        return min(self._next_push, self._next_fire)
+
+    @property
+    def _next_fire(self) -> float:
+        return math.inf if self._next_schedule is None else self._next_schedule[0]
 
     def force_break(self, workflow: str | None) -> None:
         """Make default-branch runs created from now on fail (one workflow, or all of them)."""
@@ -96,14 +108,14 @@ class ProjectTimeline:
         limit = now.timestamp()
         created: list[Pipeline] = []
         while self.next_arrival <= limit:
-            if self._next_schedule <= self._next_push:
-                at = self._next_schedule
-                self._next_schedule = self._schedule_after(at)
-                pipeline = self._pipeline(at, scheduled=True)
+            if self._next_schedule is not None and self._next_fire <= self._next_push:
+                at, schedule = self._next_schedule
+                self._next_schedule = self._firing.next_after(at)
+                pipeline = self._pipeline(at, schedule=schedule)
             else:
                 at = self._next_push
                 self._next_push = at + self._push_gap()
-                pipeline = self._pipeline(at, scheduled=False)
+                pipeline = self._pipeline(at, schedule=None)
             self._index(pipeline)
             created.append(pipeline)
         return created
@@ -139,17 +151,16 @@ class ProjectTimeline:
     def _push_gap(self) -> float:
         return self._rng.expovariate(1.0 / self.project.mean_arrival_seconds) / self.speed
 
-    def _schedule_after(self, epoch_seconds: float) -> float:
-        """The next nightly trigger after `epoch_seconds`, aligned to the epoch, not the start."""
-        schedule = self.project.schedule
+    def _pipeline(self, at: float, *, schedule: Schedule | None) -> Pipeline:
         if schedule is None:
-            return math.inf
-        period = _DAY / self.speed
-        phase = schedule.hour * 3600.0 / self.speed
-        k = math.floor((epoch_seconds - phase) / period) + 1
-        return k * period + phase
+            return self._draw_pipeline(at, schedule=None)
+        pushes, self._rng = self._rng, self._schedule_rngs[schedule.id]
+        try:
+            return self._draw_pipeline(at, schedule=schedule)
+        finally:
+            self._rng = pushes
 
-    def _pipeline(self, at: float, *, scheduled: bool) -> Pipeline:
+    def _draw_pipeline(self, at: float, *, schedule: Schedule | None) -> Pipeline:
         rng, project = self._rng, self.project
         self._pipeline_number += 1
         pipeline_id = random_uuid(rng)
@@ -163,11 +174,13 @@ class ProjectTimeline:
         subject = rng.choice(_SUBJECTS)
         breaks = rng.random() < _BREAK_RATE
         break_length = rng.randint(2, 5)
-        if scheduled:
-            assert project.schedule is not None
-            on_default, trigger, errored = True, "scheduled_pipeline", False
-            actor = Actor(project.schedule.actor_id, project.schedule.actor_login)
+        scheduled = schedule is not None
         branch = project.default_branch if on_default else feature_branch
+        if schedule is not None:
+            # api-notes: API v2 spells a schedule's trigger `scheduled_pipeline`.
+            on_default, trigger, errored = True, "scheduled_pipeline", False
+            actor = Actor(schedule.actor_id, schedule.actor_login)
+            branch = schedule.branch
         pipeline = Pipeline(
             id=pipeline_id,
             number=self._pipeline_number,
@@ -191,7 +204,7 @@ class ProjectTimeline:
                 broken = frozenset({"build-and-test"})
             broken |= self._forced_break or frozenset()
         for template in project.workflows:
-            if self._runs(template, scheduled=scheduled, on_default=on_default):
+            if self._runs(template, schedule=schedule, on_default=on_default):
                 started = pipeline.created_at + timedelta(seconds=rng.uniform(0.5, 3) / self.speed)
                 if rng.random() < 0.3:
                     # The live API mixes whole-second and millisecond timestamps
@@ -201,10 +214,10 @@ class ProjectTimeline:
         return pipeline
 
     @staticmethod
-    def _runs(template: WorkflowTemplate, *, scheduled: bool, on_default: bool) -> bool:
+    def _runs(template: WorkflowTemplate, *, schedule: Schedule | None, on_default: bool) -> bool:
+        if schedule is not None:
+            return template.name in schedule.workflows
         if template.runs_on == "schedule":
-            return scheduled
-        if scheduled:
             return False
         return template.runs_on == "push" or on_default
 

@@ -11,7 +11,15 @@ from datetime import datetime, timedelta
 from exporter.simulator.catalog import build_organizations, build_project, build_users
 from exporter.simulator.clock import SimClock
 from exporter.simulator.config import SimConfig
-from exporter.simulator.model import Actor, Job, Organization, Pipeline, Project, Workflow
+from exporter.simulator.model import (
+    Actor,
+    Job,
+    Organization,
+    Pipeline,
+    Project,
+    Schedule,
+    Workflow,
+)
 from exporter.simulator.timeline import ProjectTimeline
 
 RETENTION = timedelta(days=90)  # 90 days of runs (circleci-api.md §Insights freshness)
@@ -64,6 +72,7 @@ class World:
                 speed=self.config.speed,
                 origin=self.origin,
                 users=self.users,
+                start=start,
             )
             for project in self.projects
         }
@@ -130,13 +139,6 @@ class World:
 
     def user(self, user_id: str) -> Actor | None:
         return self._users_by_id.get(user_id)
-
-    def schedule_owner(self, schedule_id: str) -> Project | None:
-        """The project whose schedule has this id."""
-        return next(
-            (p for p in self.projects if p.schedule is not None and p.schedule.id == schedule_id),
-            None,
-        )
 
     def projects_of(self, org_slug: str) -> list[Project]:
         org_slug = normalize_slug(org_slug)
@@ -205,6 +207,14 @@ class World:
         self.sync()
         streams = [reversed(self._timelines[p.slug].pipelines) for p in projects]
         return heapq.merge(*streams, key=_feed_key, reverse=True)
+
+    def schedule(self, schedule_id: str) -> tuple[Project, Schedule] | None:
+        """The schedule with this id, and its project."""
+        for project in self.projects:
+            for schedule in project.schedules:
+                if schedule.id == schedule_id:
+                    return project, schedule
+        return None
 
     def timeline(self, project_slug: str) -> ProjectTimeline:
         self.sync()

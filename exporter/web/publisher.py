@@ -18,6 +18,7 @@ from exporter.catalog import BY_NAME
 from exporter.metrics import Rendered, render
 from exporter.state import Snapshot, State
 from exporter.state.insights import InsightsSnapshot, InsightsStore
+from exporter.state.schedules import ScheduleKey, ScheduleRow, ScheduleStore
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class Publisher:
         intervals: Mapping[str, float],
         *,
         insights: InsightsStore | None = None,
+        schedules: ScheduleStore | None = None,
         min_gap: float = 1.0,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
@@ -36,6 +38,7 @@ class Publisher:
         self.state = state
         self.intervals = dict(intervals)
         self.insights = insights
+        self.schedules = schedules
         self.min_gap = min_gap
         self.clock = clock
         self._wanted = anyio.Event()
@@ -44,7 +47,9 @@ class Publisher:
             spec.name.removesuffix("_total"), spec.help, registry=registry or CollectorRegistry()
         )
         self.snapshot: Snapshot = state.snapshot(clock())
-        self.rendered: Rendered = render(self.snapshot, self.intervals, self._insights())
+        self.rendered: Rendered = render(
+            self.snapshot, self.intervals, self._insights(), self._schedules()
+        )
 
     def request(self) -> None:
         self._wanted.set()
@@ -53,7 +58,7 @@ class Publisher:
         snapshot = self.state.snapshot(self.clock())
         try:
             self.rendered = await anyio.to_thread.run_sync(
-                render, snapshot, self.intervals, self._insights()
+                render, snapshot, self.intervals, self._insights(), self._schedules()
             )
         except Exception as err:
             self._render_errors.inc()
@@ -66,6 +71,9 @@ class Publisher:
 
     def _insights(self) -> InsightsSnapshot | None:
         return None if self.insights is None else self.insights.snapshot()
+
+    def _schedules(self) -> Mapping[ScheduleKey, ScheduleRow] | None:
+        return None if self.schedules is None else self.schedules.snapshot()
 
     async def run(self) -> None:
         while True:

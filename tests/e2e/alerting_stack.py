@@ -79,7 +79,7 @@ def plan_scenario() -> Scenario:
     for seed in range(1, 100):
         clock = SimClock.manual(datetime(2026, 6, 1, tzinfo=UTC))
         world = World(sim_config(seed), clock)
-        candidates = [p for p in world.projects if len(p.workflows) == 1 and p.schedule is None]
+        candidates = [p for p in world.projects if len(p.workflows) == 1 and not p.schedules]
         for project in candidates:
             world.break_default_branch(project.slug)
         clock.advance(_PLAN_HORIZON)

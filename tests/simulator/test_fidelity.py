@@ -279,8 +279,8 @@ def _calls(world: World) -> list[tuple[str, str]]:
             ("getProjectWorkflowMetrics", f"{insights}/workflows?reporting-window=last-7-days"),
             ("getProjectWorkflowsPageData", f"/api/v2/insights/pages/{slug}/summary"),
         ]
-        if project.schedule is not None:
-            calls.append(("getScheduleById", f"/api/v2/schedule/{project.schedule.id}"))
+        for schedule in project.schedules:
+            calls.append(("getScheduleById", f"/api/v2/schedule/{schedule.id}"))
         for template in project.workflows:
             wf = f"{insights}/workflows/{template.name}"
             calls += [
