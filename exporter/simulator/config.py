@@ -44,6 +44,9 @@ class SimConfig:
     # (docs/circleci-api.md §Insights freshness); a minute keeps demos and tests lively
     # while answers stay stable.
     insights_refresh: float = 60.0
+    # World seconds after the start at which the first project's `smoke` schedule stops firing
+    # (exporter/simulator/schedules.py): 3 h, so the demo (speed 60) misses a run within minutes.
+    schedule_stop_after: float = 3 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.token:

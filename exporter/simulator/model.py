@@ -69,9 +69,9 @@ class Schedule:
     created_at: datetime
     actor_id: str
     actor_login: str
-    # World seconds after the world's start at which it silently stops firing (None: never),
-    # as a schedule does when its actor loses access: the demo's missed run.
-    stops_after: float | None = None
+    # Silently stops firing `SimConfig.schedule_stop_after` into the simulation, as a schedule
+    # does whose actor lost access: the demo's missed run.
+    stops: bool = False
 
 
 @dataclass(frozen=True)

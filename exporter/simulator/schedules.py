@@ -3,7 +3,8 @@
 Every project with a nightly workflow has a `nightly` schedule; some GitHub and Bitbucket
 projects also run their build hourly on weekdays or weekly (CircleCI offers schedule triggers
 for neither GitLab nor Bitbucket Data Center projects, docs/circleci-api.md "Schedules"). The
-first project has an hourly `smoke` schedule that stops firing partway through, as a schedule
+first project has an hourly `smoke` schedule that stops firing partway through
+(`SimConfig.schedule_stop_after`), as a schedule
 does whose actor lost access: the demo's missed run.
 
 Time: schedules fire on the wall clock (UTC), read with the same timetable arithmetic as the
@@ -29,8 +30,6 @@ from exporter.simulator.model import Organization, Schedule
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI")
 _ALL_HOURS = tuple(range(24))
-# The smoke schedule stops after this much world time (3 h: 3 min at speed 60).
-SMOKE_STOPS_AFTER = 3 * 3600.0
 
 
 def build_schedules(
@@ -85,7 +84,7 @@ def build_schedules(
                     created(),
                     uuid(),
                     "grace",
-                    stops_after=SMOKE_STOPS_AFTER,
+                    stops=True,
                 )
             )
         elif index % 5 == 1:
@@ -139,16 +138,15 @@ def timetable(schedule: Schedule, speed: float) -> dict[str, Any]:
 class Firing:
     """When a project's schedules fire, in time order."""
 
-    def __init__(self, schedules: tuple[Schedule, ...], *, speed: float, start: datetime) -> None:
+    def __init__(
+        self, schedules: tuple[Schedule, ...], *, speed: float, start: datetime, stop_after: float
+    ) -> None:
+        """`stop_after`: world seconds after `start` at which the schedules that stop do."""
         self._entries = []
         for schedule in schedules:
             plan = Plan.of(models.Timetable.model_validate(timetable(schedule, speed)))
             offset = (zlib.crc32(schedule.id.encode()) % 1000) / 1000 * 0.4 + 0.02
-            stops = (
-                float("inf")
-                if schedule.stops_after is None
-                else start.timestamp() + schedule.stops_after / speed
-            )
+            stops = start.timestamp() + stop_after / speed if schedule.stops else float("inf")
             self._entries.append((schedule, plan, offset * plan.slot_seconds, stops))
 
     def next_after(self, after: float) -> tuple[float, Schedule] | None:

@@ -63,6 +63,7 @@ class ProjectTimeline:
         origin: datetime,
         users: tuple[Actor, ...],
         start: datetime,
+        stop_after: float,
     ) -> None:
         self.project = project
         self.speed = speed
@@ -75,7 +76,7 @@ class ProjectTimeline:
         self._pipeline_number = self._rng.randint(50, 3000)
         self._job_number = self._pipeline_number * 4
         self._next_push = origin.timestamp() + self._push_gap()
-        self._firing = Firing(project.schedules, speed=speed, start=start)
+        self._firing = Firing(project.schedules, speed=speed, start=start, stop_after=stop_after)
         # Each schedule's pipelines draw from their own stream: the pushes stay the same
         # whatever the schedules do, and the n-th run of a schedule is the same at any speed.
         self._schedule_rngs = {

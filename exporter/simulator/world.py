@@ -73,6 +73,7 @@ class World:
                 origin=self.origin,
                 users=self.users,
                 start=start,
+                stop_after=self.config.schedule_stop_after,
             )
             for project in self.projects
         }

@@ -6,6 +6,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from .common import (
     OVERVIEW_UID,
+    Column,
     PROJECT_UID,
     RUNS_PER_HOUR,
     Column,
@@ -13,11 +14,14 @@ from .common import (
     base_dashboard,
     hidden,
     label_variable,
+    hidden,
     link,
     merged_table_panel,
     query,
     row,
     stat_panel,
+    status_code_expr,
+    status_code_mappings,
     timeseries_panel,
 )
 
@@ -312,6 +316,61 @@ def _insights_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders
     return dashboard.with_row(row("Insights")).with_panel(credits).with_panel(flaky)
 
 
+# Gives each (project, schedule) series the schedule's branch and the project's triggers page on
+# app.circleci.com (Project Settings → Triggers, derived from the project's url label).
+SCHEDULE_LABELS = (
+    " * on (project, schedule) group_left (branch, triggers) max by (project, schedule, branch,"
+    " triggers) (circleci_schedule_info * on (project) group_left (triggers) max by (project,"
+    ' triggers) (label_replace(circleci_project_info, "triggers",'
+    ' "https://app.circleci.com/settings/project/$1/triggers", "url",'
+    ' "https://app.circleci.com/pipelines/(.+)")))'
+)
+
+
+def _schedules_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dashboard:
+    def per_schedule(expr: str) -> str:
+        return f"max by (project, schedule) ({expr}){SCHEDULE_LABELS}"
+
+    status = status_code_expr(
+        "circleci_schedule_last_run_status", 'project=~".+"', "project, schedule"
+    )
+    table = (
+        merged_table_panel(
+            "Schedules",
+            "Every schedule (scheduled-pipeline trigger) of the tracked projects: its branch, the"
+            " start of the next hour slot in which its timetable expects a run (UTC), its last"
+            " run and that run's status, and the expected runs it missed in the last 7 days."
+            " Click a row to open the project's triggers page on app.circleci.com.",
+            [
+                Column(
+                    "Next run",
+                    per_schedule("circleci_schedule_next_run_timestamp_seconds") + " * 1000",
+                    "dateTimeAsIso",
+                ),
+                Column(
+                    "Last run",
+                    per_schedule("circleci_schedule_last_run_timestamp_seconds") + " * 1000",
+                    "dateTimeAsIso",
+                ),
+                Column("Last status", f"({status}){SCHEDULE_LABELS}", "none"),
+                Column(
+                    "Missed in 7d",
+                    per_schedule("increase(circleci_schedule_missed_runs_total[7d])"),
+                    "none",
+                ),
+            ],
+            sort_by="Missed in 7d",
+        )
+        .override_by_name(
+            "Last status",
+            [dashboard_models.DynamicConfigValue(id_val="mappings", value=status_code_mappings())],
+        )
+        .override_by_name(*hidden("triggers"))
+        .data_links([link("Open the project's triggers", "${__data.fields.triggers}")])
+    )
+    return dashboard.with_row(row("Scheduled pipelines")).with_panel(table)
+
+
 def build() -> dashboard_builders.Dashboard:
     dashboard = (
         base_dashboard(
@@ -332,4 +391,4 @@ def build() -> dashboard_builders.Dashboard:
             .default_value("http://localhost:10027")
         )
     )
-    return _insights_row(_activity_row(_health_row(dashboard)))
+    return _schedules_row(_insights_row(_activity_row(_health_row(dashboard))))

@@ -36,6 +36,7 @@ MUST_HAVE_DATA = {
         "Flaky tests",
         "Credits used (Insights)",
         "Credits per project (Insights)",
+        "Schedules",
     },
     "circleci-project": {
         "Workflow status",
