@@ -1,6 +1,6 @@
 """When a CircleCI schedule is expected to fire: pure arithmetic on its `timetable`, in UTC.
 
-A timetable (docs/circleci-api.md, "Schedules") names the months, the days (of the week and/or
+A timetable (docs/circleci-api.md §Schedules) names the months, the days (of the week and/or
 of the month) and the hours of day (UTC) in which the schedule fires, and `per-hour`, how many
 times it fires in each such hour (1 to 60). CircleCI spreads those runs across the hour rather
 than firing at fixed minutes, so each run is expected somewhere in its *slot*: the hour divided

@@ -1,7 +1,7 @@
 """Which schedule a scheduled pipeline came from. Pure functions.
 
-A pipeline does not name its schedule in any documented field (docs/circleci-api.md,
-"Schedules"), so a scheduled pipeline is attributed by what it shares with its schedule:
+A pipeline does not name its schedule in any documented field (docs/circleci-api.md
+§Schedules), so a scheduled pipeline is attributed by what it shares with its schedule:
 1. the schedule's id or name, where `trigger_parameters.schedule` carries them (the pipeline
    values `pipeline.schedule.id` / `.name` exist in config; read here only when present);
 2. else the branch (or tag) the schedule targets and the schedule's actor;
@@ -19,7 +19,7 @@ from exporter.circleci import models
 from exporter.circleci.timetable import Plan, Slot
 
 # `trigger.type` of a scheduled pipeline: API v2 and webhook payloads spell it differently
-# (docs/circleci-api.md, "Schedules").
+# (docs/circleci-api.md §Schedules).
 SCHEDULED_TRIGGERS = frozenset({"scheduled_pipeline", "schedule"})
 _DAY = 86400.0
 _WEEK = 7 * _DAY

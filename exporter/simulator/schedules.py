@@ -2,7 +2,7 @@
 
 Every project with a nightly workflow has a `nightly` schedule; some GitHub and Bitbucket
 projects also run their build hourly on weekdays or weekly (CircleCI offers schedule triggers
-for neither GitLab nor Bitbucket Data Center projects, docs/circleci-api.md "Schedules"). The
+for neither GitLab nor Bitbucket Data Center projects, docs/circleci-api.md §Schedules). The
 first project has an hourly `smoke` schedule that stops firing partway through
 (`SimConfig.schedule_stop_after`), as a schedule
 does whose actor lost access: the demo's missed run.

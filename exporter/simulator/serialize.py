@@ -271,7 +271,7 @@ def artifacts(j: Job, now: datetime) -> list[JSON]:
 
 def schedule(p: Project, s: Schedule, speed: float) -> JSON:
     """A schedule as GET /project/{slug}/schedule and GET /schedule/{id} serve it: kebab-case
-    keys (api-notes §2.11)."""
+    keys (docs/circleci-api.md §Schedules)."""
     return {
         "id": s.id,
         "name": s.name,

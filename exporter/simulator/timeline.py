@@ -178,7 +178,7 @@ class ProjectTimeline:
         scheduled = schedule is not None
         branch = project.default_branch if on_default else feature_branch
         if schedule is not None:
-            # api-notes: API v2 spells a schedule's trigger `scheduled_pipeline`.
+            # API v2 spells a schedule's trigger `scheduled_pipeline` (circleci-api.md §Schedules).
             on_default, trigger, errored = True, "scheduled_pipeline", False
             actor = Actor(schedule.actor_id, schedule.actor_login)
             branch = schedule.branch
