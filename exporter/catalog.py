@@ -177,7 +177,8 @@ SCHEDULES = (
            f"created_at of the newest pipeline attributed to the schedule {_S}.", "schedules"),
     Family("circleci_schedule_last_run_status", "stateset", (*_PS, "status"),
            f"Outcome of the newest attributed pipeline's workflows: success, failed, error, "
-           f"canceled or running; absent when its branch is not tracked {_S}.", "schedules"),
+           f"canceled or running; absent for a run on an untracked branch until a "
+           f"workflow-completed webhook reports it {_S}.", "schedules"),
     Family("circleci_schedule_missed_runs_total", "counter", _PS,
            f"Expected runs (timetable slots) that passed collect.schedule_grace with no "
            f"pipeline, while the exporter watched {_S}.", "schedules"),

@@ -34,6 +34,10 @@ def demo_settings(settings: Settings, sim: RunningSimulator) -> Settings:
         update={
             "interval": min(settings.collect.interval, 5.0),
             "insights_interval": min(settings.collect.insights_interval, 60.0),
+            "schedules_interval": min(settings.collect.schedules_interval, 60.0),
+            # The simulated hourly schedules fire every minute at speed 60; the real grace (15
+            # minutes) would hide the demo's missed run for a quarter of an hour.
+            "schedule_grace": min(settings.collect.schedule_grace, 30.0),
         }
     )
     # The simulator is local: no need to ration requests as for circleci.com.

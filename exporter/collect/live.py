@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup
 
 from exporter.circleci import CircleCIClient, CircleCIError
 from exporter.collect.discovery import discover_projects
-from exporter.collect.events import UnusableEvent, parse_event
+from exporter.collect.events import UnusableEvent, WorkflowCompleted, parse_event
 from exporter.collect.project import ProjectCollector
 from exporter.collect.schedules import ScheduleBook
 from exporter.collect.telemetry import CollectTelemetry
@@ -159,6 +159,12 @@ class LiveCollector:
         if collector is None or not collector.policy_known:
             return False
         collector.note_webhook(self.clock())
+        if collector.schedules is not None and isinstance(parsed, WorkflowCompleted):
+            # Reaches scheduled runs on untracked branches too, whose workflows polling skips.
+            workflow = parsed.workflow
+            collector.schedules.note_workflow(
+                parsed.pipeline.id, workflow.id, workflow.status or ""
+            )
         place = collector.policy.place(*parsed.ref())
         if place is None:
             return False

@@ -4,8 +4,8 @@ Cost (issue "Scheduled pipelines"): the schedules of a project are one request (
 only for a project with over 20 schedules) per `collect.schedules_interval`. Their runs cost
 nothing: the live collector already reads every new pipeline of the project, on every branch,
 from the pipeline list, and hands the scheduled ones to `ProjectSchedules.note_pipeline`; the
-status of a run is taken from the workflows the live collector reads anyway, so it is known for
-schedules on tracked branches only.
+status of a run is taken from the workflows the live collector reads anyway (tracked branches)
+and from workflow-completed webhooks (any branch), never from a request of its own.
 
 Missed runs: each schedule's timetable gives slots in which a run is expected
 (exporter.circleci.timetable). Once a slot's end plus `schedules.grace` has passed, and the live
@@ -147,7 +147,14 @@ class ProjectSchedules:
             self._attribute(run)
 
     def note_workflow(self, pipeline_id: str, workflow_id: str, status: str) -> None:
+        """A workflow status, from polling (tracked branches) or a workflow-completed webhook
+        (any branch): kept for a schedule's newest run only."""
         statuses = self._workflows.get(pipeline_id)
+        if statuses is None and any(
+            s.last_run is not None and s.last_run.pipeline_id == pipeline_id
+            for s in (self._schedules or {}).values()
+        ):
+            statuses = self._workflows[pipeline_id] = {}
         if statuses is not None:
             statuses[workflow_id] = status
 

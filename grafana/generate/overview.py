@@ -339,7 +339,8 @@ def _schedules_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
             "Schedules",
             "Every schedule (scheduled-pipeline trigger) of the tracked projects: its branch, the"
             " start of the next hour slot in which its timetable expects a run (UTC), its last"
-            " run and that run's status, and the expected runs it missed in the last 7 days."
+            " run and that run's status, and the expected runs it missed in the last 7 days (the"
+            " panel's own time range)."
             " Click a row to open the project's triggers page on app.circleci.com.",
             [
                 Column(
@@ -355,7 +356,7 @@ def _schedules_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
                 Column("Last status", f"({status}){SCHEDULE_LABELS}", "none"),
                 Column(
                     "Missed in 7d",
-                    per_schedule("increase(circleci_schedule_missed_runs_total[7d])"),
+                    per_schedule("increase(circleci_schedule_missed_runs_total[$__range])"),
                     "none",
                 ),
             ],
@@ -366,6 +367,8 @@ def _schedules_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builder
             [dashboard_models.DynamicConfigValue(id_val="mappings", value=status_code_mappings())],
         )
         .override_by_name(*hidden("triggers"))
+        # The panel always covers the last 7 days, so $__range in "Missed in 7d" is 7 days.
+        .time_from("7d")
         .data_links([link("Open the project's triggers", "${__data.fields.triggers}")])
     )
     return dashboard.with_row(row("Scheduled pipelines")).with_panel(table)

@@ -188,19 +188,26 @@ def running_simulator(config: SimConfig) -> Iterator[Simulator]:
 def running_exporter(sim: RunningSimulator, project: Project, work_dir: Path) -> Iterator[Server]:
     """`circleci-exporter` tracking the default and feature branches of `project`, once its
     first collection is done."""
-    config = work_dir / "exporter.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "projects": [{"slug": project.slug, "branches": ["default", FEATURE_BRANCHES]}],
-                "collect": {"interval": "1s", "insights_interval": "1h"},
-            }
-        )
-    )
+    config = {
+        "projects": [{"slug": project.slug, "branches": ["default", FEATURE_BRANCHES]}],
+        "collect": {"interval": "1s", "insights_interval": "1h"},
+    }
+    with running_exporter_with(sim, config, work_dir) as exporter:
+        yield exporter
+
+
+@contextmanager
+def running_exporter_with(
+    sim: RunningSimulator, config: dict[str, Any], work_dir: Path
+) -> Iterator[Server]:
+    """`circleci-exporter` with this configuration against `sim`, once its first collection is
+    done."""
+    config_file = work_dir / "exporter.yml"
+    config_file.write_text(yaml.safe_dump(config))
     port = free_port()
     command = [
         str(EXPORTER),
-        "--config", str(config),
+        "--config", str(config_file),
         "--web.listen-address", f"127.0.0.1:{port}",
         "--log.level", "warning",
     ]  # fmt: skip

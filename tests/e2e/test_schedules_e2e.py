@@ -6,10 +6,7 @@ critical alert. The healthy schedules produce nothing."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +16,14 @@ import yaml
 
 from exporter.simulator import SimConfig
 from exporter.simulator.model import Project
-from tests.e2e.alerting_stack import alert_rules_with_short_for, running_simulator
+from tests.e2e.alerting_stack import (
+    alert_rules_with_short_for,
+    running_exporter_with,
+    running_simulator,
+)
 from tests.rules.binaries import (
     Server,
-    free_port,
     prometheus_config_for_test,
-    running_process,
     running_prometheus,
     wait_until,
 )
@@ -54,34 +53,12 @@ def alerts(prometheus: Server) -> list[dict[str, Any]]:
     return found
 
 
-@contextmanager
-def running_exporter(api_url: str, projects: list[Project], work_dir: Path) -> Iterator[Server]:
-    config = work_dir / "exporter.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "projects": [{"slug": p.slug, "branches": ["default"]} for p in projects],
-                "collect": {
-                    "interval": "1s",
-                    "schedules_interval": "10s",
-                    "schedule_grace": "5s",
-                },
-                "insights": {"enabled": False},
-            }
-        )
-    )
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "circleci-exporter"),
-        "--config", str(config),
-        "--web.listen-address", f"127.0.0.1:{port}",
-        "--log.level", "warning",
-    ]  # fmt: skip
-    env = {**os.environ, "CIRCLECI_TOKEN": "e2e-test-token", "CIRCLECI_API_URL": api_url}
-    with running_process(
-        "exporter", command, port, work_dir, ready_path="/readyz", env=env
-    ) as exporter:
-        yield exporter
+def exporter_config(projects: list[Project]) -> dict[str, Any]:
+    return {
+        "projects": [{"slug": p.slug, "branches": ["default"]} for p in projects],
+        "collect": {"interval": "1s", "schedules_interval": "10s", "schedule_grace": "5s"},
+        "insights": {"enabled": False},
+    }
 
 
 def mark_critical(prometheus_config: Path, project: str, schedule: str) -> None:
@@ -109,7 +86,7 @@ def test_a_schedule_that_stops_firing_pages_and_healthy_ones_do_not(tmp_path: Pa
         smoke_project = projects[0]
         assert [s.name for s in smoke_project.schedules if s.stops] == ["smoke"]
         exporter = stack.enter_context(
-            running_exporter(simulator.running.api_url, projects, tmp_path)
+            running_exporter_with(simulator.running, exporter_config(projects), tmp_path)
         )
         prometheus_config = prometheus_config_for_test(
             tmp_path,

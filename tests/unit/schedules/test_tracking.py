@@ -108,3 +108,15 @@ def test_two_schedules_of_one_name_stay_apart() -> None:
         at("2026-03-01T10:00"),
     )
     assert {k.schedule for k in store.snapshot()} == {"nightly", "nightly (b)"}
+
+
+def test_a_webhook_gives_the_status_of_a_run_on_an_untracked_branch() -> None:
+    t, store, _ = tracker("2026-03-01T10:00")
+    t.replace_schedules([schedule("hourly", timetable=HOURLY)], at("2026-03-01T10:00"))
+    t.note_pipeline(pipeline("p", at("2026-03-01T10:05")), tracked=False)
+    t.note_workflow("other", "w0", "failed")  # not a schedule's newest run: ignored
+    t.observed(at("2026-03-01T10:06"))
+    assert row(store).last_status is None
+    t.note_workflow("p", "w1", "success")
+    t.observed(at("2026-03-01T10:30"))
+    assert row(store).last_status == "success"
