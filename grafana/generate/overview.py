@@ -6,7 +6,6 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from .common import (
     OVERVIEW_UID,
-    Column,
     PROJECT_UID,
     RUNS_PER_HOUR,
     Column,
@@ -14,7 +13,6 @@ from .common import (
     base_dashboard,
     hidden,
     label_variable,
-    hidden,
     link,
     merged_table_panel,
     query,
