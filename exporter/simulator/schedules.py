@@ -23,6 +23,7 @@ import random
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from exporter.circleci import models
 from exporter.circleci.timetable import Plan
@@ -50,7 +51,7 @@ def build_schedules(
         return (origin - timedelta(days=rng.randint(30, 400))).replace(microsecond=0)
 
     def uuid() -> str:
-        return f"{rng.getrandbits(128):032x}"
+        return str(UUID(int=rng.getrandbits(128), version=4))
 
     if nightly is not None:
         schedule_id, hour, created_at, actor_id = nightly
