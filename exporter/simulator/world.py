@@ -61,9 +61,7 @@ class World:
         # Everyone a run can name (started_by, approved_by, canceled_by): people and the
         # schedules' actors.
         self._users_by_id = {user.id: user for user in self.users} | {
-            p.schedule.actor_id: Actor(p.schedule.actor_id, p.schedule.actor_login)
-            for p in self.projects
-            if p.schedule is not None
+            s.actor_id: Actor(s.actor_id, s.actor_login) for p in self.projects for s in p.schedules
         }
         self._timelines = {
             project.slug: ProjectTimeline(
