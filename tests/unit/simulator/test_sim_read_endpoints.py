@@ -79,7 +79,7 @@ async def test_mine_is_the_token_users_pipelines_only(world: World, api: httpx.A
 
 
 async def test_schedule_by_id_is_the_listed_schedule(world: World, api: httpx.AsyncClient) -> None:
-    scheduled = [p for p in world.projects if p.schedule is not None]
+    scheduled = [p for p in world.projects if p.schedules]
     assert scheduled
     for project in scheduled:
         listed = await _all(api, f"/project/{project.slug}/schedule")
