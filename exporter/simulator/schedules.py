@@ -84,7 +84,7 @@ def build_schedules(
                     ("build-and-test",),
                     created(),
                     uuid(),
-                    "grace",
+                    "ops-bot",
                     stops=True,
                 )
             )
@@ -101,7 +101,7 @@ def build_schedules(
                     ("build-and-test",),
                     created(),
                     uuid(),
-                    "ada",
+                    "ci-bot",
                 )
             )
         elif index % 5 == 2:
@@ -117,7 +117,7 @@ def build_schedules(
                     ("build-and-test",),
                     created(),
                     uuid(),
-                    "linus",
+                    "release-bot",
                 )
             )
     return tuple(schedules)
