@@ -7,8 +7,10 @@ first project has an hourly `smoke` schedule that stops firing partway through
 (`SimConfig.schedule_stop_after`), as a schedule
 does whose actor lost access: the demo's missed run.
 
-Time: schedules fire on the wall clock (UTC), read with the same timetable arithmetic as the
-exporter's (exporter.circleci.timetable). A schedule that fires every hour of the day is
+Time: schedules fire on the wall clock (UTC). The simulator stands apart from the exporter's
+layers, so it reads its own (simple: per-hour, hours, weekdays) timetables itself; the tests
+check its fire times against the exporter's arithmetic (exporter.circleci.timetable). A
+schedule that fires every hour of the day is
 compressed like the rest of the world: at `speed` s it fires s times as often (`per-hour`
 capped at 60, CircleCI's limit), and serves that timetable. Schedules tied to hours of day (the
 nightly, the weekly) cannot be compressed and keep their wall-clock hours.
@@ -21,12 +23,11 @@ from __future__ import annotations
 
 import random
 import zlib
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from exporter.circleci import models
-from exporter.circleci.timetable import Plan
 from exporter.simulator.model import Organization, Schedule
 
 WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI")
@@ -136,6 +137,25 @@ def timetable(schedule: Schedule, speed: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_ALL_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def _slot_starts(
+    after: float, per_hour: int, hours: tuple[int, ...], days: frozenset[int]
+) -> Iterator[float]:
+    """Slot starts from the day of `after` on, in time order, without end (every simulated
+    schedule fires on at least one weekday)."""
+    day = datetime.fromtimestamp(after, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    length = 3600.0 / per_hour
+    while True:
+        if day.weekday() in days:
+            for hour in sorted(hours):
+                start = (day + timedelta(hours=hour)).timestamp()
+                for k in range(per_hour):
+                    yield start + k * length
+        day += timedelta(days=1)
+
+
 class Firing:
     """When a project's schedules fire, in time order."""
 
@@ -143,20 +163,24 @@ class Firing:
         self, schedules: tuple[Schedule, ...], *, speed: float, start: datetime, stop_after: float
     ) -> None:
         """`stop_after`: world seconds after `start` at which the schedules that stop do."""
-        self._entries = []
+        self._entries: list[tuple[Schedule, int, frozenset[int], float, float]] = []
         for schedule in schedules:
-            plan = Plan.of(models.Timetable.model_validate(timetable(schedule, speed)))
-            offset = (zlib.crc32(schedule.id.encode()) % 1000) / 1000 * 0.4 + 0.02
+            table = timetable(schedule, speed)
+            per_hour = int(table["per-hour"])
+            days = frozenset(_ALL_WEEKDAYS.index(d) for d in table["days-of-week"])
+            fraction = (zlib.crc32(schedule.id.encode()) % 1000) / 1000 * 0.4 + 0.02
             stops = start.timestamp() + stop_after / speed if schedule.stops else float("inf")
-            self._entries.append((schedule, plan, offset * plan.slot_seconds, stops))
+            self._entries.append((schedule, per_hour, days, fraction * 3600.0 / per_hour, stops))
 
     def next_after(self, after: float) -> tuple[float, Schedule] | None:
         """The first firing strictly after `after`; None when no schedule fires again."""
         best: tuple[float, Schedule] | None = None
-        for schedule, plan, offset, stops in self._entries:
+        for schedule, per_hour, days, offset, stops in self._entries:
             created = schedule.created_at.timestamp()
-            for slot in plan.slots_from(max(after, created) - offset):
-                at = slot.start + offset
+            for slot_start in _slot_starts(
+                max(after, created) - offset, per_hour, schedule.hours_of_day, days
+            ):
+                at = slot_start + offset
                 if at <= after or at < created:
                     continue
                 if at < stops and (best is None or at < best[0]):
