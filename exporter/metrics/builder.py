@@ -101,6 +101,14 @@ class FamilyBuilder:
             f"{self.sample_prefix(values)}{format_number(value)}{timestamp_suffix(timestamp)}\n"
         )
 
+    def add_state_set(self, labels: tuple[str, ...], states: tuple[str, ...], current: str) -> None:
+        """One sample per possible state: 1 for `current`, 0 for the others. A status the API
+        added after this code was written still shows, as its own state."""
+        for state in states:
+            self.add((*labels, state), 1.0 if state == current else 0.0)
+        if current not in states:
+            self.add((*labels, current), 1.0)
+
     def add_histogram(
         self, values: tuple[str, ...], data: HistogramData, timestamp: float | None = None
     ) -> None:

@@ -14,17 +14,6 @@ from exporter.state.statuses import (
 )
 
 
-def _state_set(
-    family: FamilyBuilder, labels: tuple[str, ...], states: tuple[str, ...], current: str
-) -> None:
-    """One sample per possible state: 1 for `current`, 0 for the others. A status the API
-    added after this code was written still shows, as its own state."""
-    for state in states:
-        family.add((*labels, state), 1.0 if state == current else 0.0)
-    if current not in states:
-        family.add((*labels, current), 1.0)
-
-
 def live_families(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     project_info = FamilyBuilder("circleci_project_info")
     default_branch = FamilyBuilder("circleci_project_default_branch_info")
@@ -59,9 +48,9 @@ def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     last_run = FamilyBuilder("circleci_workflow_last_run_info")
     for key, row in snapshot.workflows.items():
         if row.status is not None:
-            _state_set(status, key, WORKFLOW_STATUSES, row.status)
+            status.add_state_set(key, WORKFLOW_STATUSES, row.status)
         if row.last_completed_status is not None:
-            _state_set(last_status, key, WORKFLOW_TERMINAL, row.last_completed_status)
+            last_status.add_state_set(key, WORKFLOW_TERMINAL, row.last_completed_status)
             streak.add(key, float(row.consecutive_failures))
         if row.last_completed_at is not None:
             last_at.add(key, row.last_completed_at)
@@ -90,7 +79,7 @@ def _job_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     failed_step = FamilyBuilder("circleci_job_last_failed_step_info")
     for key, row in snapshot.jobs.items():
         if row.last_completed_status is not None:
-            _state_set(last_status, key, JOB_TERMINAL, row.last_completed_status)
+            last_status.add_state_set(key, JOB_TERMINAL, row.last_completed_status)
         if row.last_completed_duration is not None:
             last_duration.add(key, row.last_completed_duration)
         if row.last_tests:

@@ -23,8 +23,7 @@ def schedule_families(schedules: Mapping[ScheduleKey, ScheduleRow]) -> Iterator[
         if row.last_run_at is not None:
             last_run.add(labels, row.last_run_at)
         if row.last_status is not None:
-            for value in RUN_STATES:
-                status.add((*labels, value), 1.0 if value == row.last_status else 0.0)
+            status.add_state_set(labels, RUN_STATES, row.last_status)
         missed.add(labels, float(row.missed_runs))
         if row.last_missed_at is not None:
             last_missed.add(labels, row.last_missed_at)
