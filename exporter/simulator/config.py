@@ -40,6 +40,10 @@ class SimConfig:
     # Slugs of the projects the token's user follows; None: every project. Following decides
     # what the org pipeline feed shows and what v1.1 /projects lists (circleci-api.md §Pipelines).
     followed: tuple[str, ...] | None = None
+    # Slugs of the projects that go on building after the clock's start; the others keep their
+    # history but create no pipeline from the start on (quiet: the scale benchmark's
+    # organisation at rest). None: every project builds.
+    active: tuple[str, ...] | None = None
     # World seconds between two Insights refreshes. CircleCI refreshes Insights about daily
     # (docs/circleci-api.md §Insights freshness); a minute keeps demos and tests lively
     # while answers stay stable.

@@ -64,6 +64,7 @@ class ProjectTimeline:
         users: tuple[Actor, ...],
         start: datetime,
         stop_after: float,
+        quiet: bool = False,
     ) -> None:
         self.project = project
         self.speed = speed
@@ -85,10 +86,13 @@ class ProjectTimeline:
         self._next_schedule = self._firing.next_after(origin.timestamp())
         self._broken_runs_left = 0
         self._forced_break: frozenset[str] | None = None
+        # A quiet project creates nothing from the start on (SimConfig.active).
+        self._quiet_from = start.timestamp() if quiet else math.inf
 
     @property
     def next_arrival(self) -> float:
-        return min(self._next_push, self._next_fire)
+        arrival = min(self._next_push, self._next_fire)
+        return arrival if arrival < self._quiet_from else math.inf
 
     @property
     def _next_fire(self) -> float:

@@ -58,6 +58,7 @@ class World:
             for i in range(self.config.projects)
         ]
         self.followed: list[Project] = self._followed_projects()
+        active = {p.slug for p in self._named_projects(self.config.active, "active")}
         # Everyone a run can name (started_by, approved_by, canceled_by): people and the
         # schedules' actors.
         self._users_by_id = {user.id: user for user in self.users} | {
@@ -72,6 +73,7 @@ class World:
                 users=self.users,
                 start=start,
                 stop_after=self.config.schedule_stop_after,
+                quiet=project.slug not in active,
             )
             for project in self.projects
         }
@@ -127,14 +129,17 @@ class World:
         return project
 
     def _followed_projects(self) -> list[Project]:
-        wanted = self.config.followed
-        if wanted is None:
+        return self._named_projects(self.config.followed, "followed")
+
+    def _named_projects(self, slugs: tuple[str, ...] | None, setting: str) -> list[Project]:
+        """The projects a setting names (None: every project); an unknown slug fails."""
+        if slugs is None:
             return list(self.projects)
-        by_slug = {p.slug: p for p in self.projects}
-        unknown = sorted({normalize_slug(s) for s in wanted} - by_slug.keys())
+        wanted = {normalize_slug(s) for s in slugs}
+        unknown = sorted(wanted - {p.slug for p in self.projects})
         if unknown:
-            raise ValueError(f"followed: no simulated project {', '.join(unknown)}")
-        return [p for p in self.projects if p.slug in {normalize_slug(s) for s in wanted}]
+            raise ValueError(f"{setting}: no simulated project {', '.join(unknown)}")
+        return [p for p in self.projects if p.slug in wanted]
 
     def user(self, user_id: str) -> Actor | None:
         return self._users_by_id.get(user_id)

@@ -194,3 +194,22 @@ def test_clock_is_manual_or_wall() -> None:
     with pytest.raises(RuntimeError):
         SimClock().advance(1)
     assert abs((SimClock().now() - datetime.now(UTC)).total_seconds()) < 5
+
+
+def test_projects_not_active_keep_their_history_and_build_nothing_from_the_start() -> None:
+    everyone = World(SimConfig(projects=4, seed=3), SimClock.manual(START))
+    active = everyone.projects[1].slug
+    clock = SimClock.manual(START)
+    world = World(SimConfig(projects=4, seed=3, active=(active,)), clock)
+    history = {p.slug: [x.id for x in world.pipelines(p.slug)] for p in world.projects}
+    assert all(history.values())
+    assert history == {p.slug: [x.id for x in everyone.pipelines(p.slug)] for p in world.projects}
+    clock.advance(2 * 86400)
+    for project in world.projects:
+        created = [x for x in world.pipelines(project.slug) if x.created_at >= START]
+        if project.slug == active:
+            assert created
+        else:
+            assert created == []
+    with pytest.raises(ValueError, match="active: no simulated project gh/nobody/nothing"):
+        World(SimConfig(projects=2, active=("gh/nobody/nothing",)), clock)
