@@ -24,9 +24,18 @@ class BranchPolicy:
         self.rules = rules
         self.default_branch = default_branch
         self._patterns = [default_branch if p == DEFAULT else p for p in rules.branches]
+        # One Placement per ref, shared by every tracked pipeline of that ref (bench/memory.py).
+        # Bounded by the refs seen while this policy lives (until the project is read again).
+        self._placed: dict[tuple[str | None, str | None], Placement | None] = {}
 
     def place(self, branch: str | None, tag: str | None) -> Placement | None:
         """Where a pipeline's runs go; None when they are dropped."""
+        ref = (branch, tag)
+        if ref not in self._placed:
+            self._placed[ref] = self._place(branch, tag)
+        return self._placed[ref]
+
+    def _place(self, branch: str | None, tag: str | None) -> Placement | None:
         if branch is None:
             return Placement(TAGS, False) if tag is not None and self.rules.tags else None
         if any(p is not None and fnmatch.fnmatchcase(branch, p) for p in self._patterns):

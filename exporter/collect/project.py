@@ -39,16 +39,56 @@ _NO_WORKFLOW_GRACE = 3600.0
 
 
 @dataclass(slots=True)
-class _Tracked:
-    """A pipeline seen; `place` is None for one on a dropped branch (known, never read)."""
+class _Reading:
+    """What reading an unsettled pipeline needs; dropped when it settles."""
 
-    pipeline: models.Pipeline
+    last_status: dict[str, str] = field(default_factory=dict)  # of unfinished workflows
+    finished_jobs: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A pipeline seen, kept for `series_ttl` (7 days by default) so that paging stops at it.
+
+    Only what the collector reads again is kept: a pydantic `models.Pipeline` is about 3.7 KB,
+    this about a tenth of it (bench/memory.py). `place` is None for one on a dropped branch
+    (known, never read); `reading` is None once settled."""
+
+    id: str
+    created_at: float
+    updated_at: float | None
+    errored: bool  # a config error: no workflows will come
     place: Placement | None
     settled: bool = False
     gone: bool = False  # CircleCI answered 404 for it: deleted, or another server now
-    finished_workflows: set[str] = field(default_factory=set)
-    last_status: dict[str, str] = field(default_factory=dict)  # of unfinished workflows
-    finished_jobs: set[str] = field(default_factory=set)
+    # Kept once settled, for a rerun reopens the pipeline and lists these again. A tuple: a
+    # pipeline has a handful of workflows, and an empty or small tuple is far smaller than a set.
+    finished_workflows: tuple[str, ...] = ()
+    reading: _Reading | None = None
+
+    @classmethod
+    def of(cls, pipeline: models.Pipeline, place: Placement | None, settled: bool) -> _Tracked:
+        updated = pipeline.updated_at
+        return cls(
+            pipeline.id,
+            pipeline.created_at.timestamp(),
+            None if updated is None else updated.timestamp(),
+            pipeline.state == "errored",
+            place,
+            settled=settled,
+            reading=None if settled else _Reading(),
+        )
+
+    @property
+    def progress(self) -> _Reading:
+        """The reading state, created again when a settled pipeline is read anew."""
+        if self.reading is None:
+            self.reading = _Reading()
+        return self.reading
+
+    def finish_workflow(self, workflow_id: str) -> None:
+        if workflow_id not in self.finished_workflows:
+            self.finished_workflows += (workflow_id,)
 
 
 class ProjectCollector:
@@ -161,14 +201,16 @@ class ProjectCollector:
 
     @staticmethod
     def _reopen_if_updated(tracked: _Tracked, seen: models.Pipeline) -> None:
-        before, now = tracked.pipeline.updated_at, seen.updated_at
+        before = tracked.updated_at
+        now = None if seen.updated_at is None else seen.updated_at.timestamp()
         if tracked.settled and tracked.place is not None and before and now and now > before:
             tracked.settled = False
-        tracked.pipeline = seen
+        tracked.updated_at = now
+        tracked.errored = seen.state == "errored"
 
     def _first_sight(self, pipeline: models.Pipeline) -> None:
         place = self.policy.place(pipeline.branch, pipeline.tag)
-        self._pipelines[pipeline.id] = _Tracked(pipeline, place, settled=place is None)
+        self._pipelines[pipeline.id] = _Tracked.of(pipeline, place, settled=place is None)
         if self.schedules is not None:
             self.schedules.note_pipeline(pipeline, tracked=place is not None)
         if place is not None:
@@ -179,36 +221,38 @@ class ProjectCollector:
         requests at a time, and settle each pipeline once all its workflows have finished."""
         # Newest first, so that the start-up read meets each series' newest run first.
         todo = sorted(
-            (t for t in pipelines if t.place is not None and t.pipeline.state != "errored"),
-            key=lambda t: t.pipeline.created_at,
+            (t for t in pipelines if t.place is not None and not t.errored),
+            key=lambda t: t.created_at,
             reverse=True,
         )
         for tracked in pipelines:
-            if tracked.pipeline.state == "errored":
+            if tracked.errored:
                 tracked.settled = True  # a config error: no workflows will come
+                tracked.reading = None
         workflows: dict[str, list[models.Workflow]] = {}
 
         async def list_workflows(tracked: _Tracked) -> None:
-            pipeline_id = tracked.pipeline.id
+            pipeline_id = tracked.id
             try:
                 workflows[pipeline_id] = [
                     w async for w in self.client.iter_pipeline_workflows(pipeline_id)
                 ]
             except NotFoundError:
                 workflows[pipeline_id] = []
-                self._forget(tracked, "pipeline", pipeline_id, list(tracked.last_status))
+                unfinished = list(tracked.progress.last_status)
+                self._forget(tracked, "pipeline", pipeline_id, unfinished)
 
         await self._in_parallel([partial(list_workflows, t) for t in todo])
         job_reads = []
         for tracked in todo:
-            for workflow in workflows[tracked.pipeline.id]:
+            for workflow in workflows[tracked.id]:
                 read = self._apply_workflow(tracked, workflow)
                 if read is not None:
                     job_reads.append(read)
         await self._in_parallel(job_reads)
         for tracked in todo:
             if not tracked.gone:
-                self._settle(tracked, workflows[tracked.pipeline.id])
+                self._settle(tracked, workflows[tracked.id])
 
     def _apply_workflow(
         self, tracked: _Tracked, workflow: models.Workflow
@@ -218,17 +262,18 @@ class ProjectCollector:
         assert place is not None
         if workflow.id in tracked.finished_workflows:
             return None
-        if workflow.status == "on_hold" == tracked.last_status.get(workflow.id):
+        last_status = tracked.progress.last_status
+        if workflow.status == "on_hold" == last_status.get(workflow.id):
             return None  # still waiting for an approval: none of its jobs can have moved
-        tracked.last_status[workflow.id] = workflow.status
+        last_status[workflow.id] = workflow.status
         if self.schedules is not None:
-            self.schedules.note_workflow(tracked.pipeline.id, workflow.id, workflow.status)
+            self.schedules.note_workflow(tracked.id, workflow.id, workflow.status)
         update = translate.workflow_update(self.slug, workflow, place)
         self.state.apply(update)
         complete = workflow_finished(update.status, update.stopped_at)
         history = complete and (update.stopped_at or update.created_at) < self.state.watch_start
         if history and not self._history.wants_jobs(place, workflow.name, update.status):
-            tracked.finished_workflows.add(workflow.id)
+            tracked.finish_workflow(workflow.id)
             return None
         return partial(self._sync_jobs, tracked, place, workflow, complete, history)
 
@@ -244,18 +289,19 @@ class ProjectCollector:
             await self._read_jobs(tracked, place, workflow, history)
         except NotFoundError:
             self._forget(tracked, "workflow", workflow.id, [workflow.id])
-            tracked.finished_workflows.add(workflow.id)
+            tracked.finish_workflow(workflow.id)
             return
         if complete:
-            tracked.finished_workflows.add(workflow.id)
+            tracked.finish_workflow(workflow.id)
 
     async def _read_jobs(
         self, tracked: _Tracked, place: Placement, workflow: models.Workflow, history: bool
     ) -> None:
+        finished_jobs = tracked.progress.finished_jobs
         async for job in self.client.iter_workflow_jobs(workflow.id):
             # Approval jobs are not runs: they have no number, duration or tests
             # (docs/circleci-api.md §Jobs).
-            if job.type == "approval" or job.id in tracked.finished_jobs:
+            if job.type == "approval" or job.id in finished_jobs:
                 continue
             update = translate.job_update(self.slug, workflow, job, place)
             self.state.apply(update)
@@ -263,7 +309,7 @@ class ProjectCollector:
                 continue
             if update.job_number is not None:
                 await self._fetch_details_once(update, history)
-            tracked.finished_jobs.add(job.id)
+            finished_jobs.add(job.id)
 
     def _forget(
         self, tracked: _Tracked | None, kind: str, entity_id: str, unfinished: list[str]
@@ -273,8 +319,7 @@ class ProjectCollector:
         cycle goes on; otherwise every later cycle of the project failed on it."""
         if tracked is not None and kind == "pipeline":
             tracked.gone = tracked.settled = True
-            tracked.last_status.clear()
-            tracked.finished_jobs.clear()
+            tracked.reading = None
         self.state.forget_unfinished(unfinished)
         self.on_forgotten(kind)
         logger.warning(
@@ -286,12 +331,10 @@ class ProjectCollector:
         if workflows:
             tracked.settled = all(w.id in tracked.finished_workflows for w in workflows)
         else:
-            age = self.clock() - tracked.pipeline.created_at.timestamp()
-            tracked.settled = age > _NO_WORKFLOW_GRACE
+            tracked.settled = self.clock() - tracked.created_at > _NO_WORKFLOW_GRACE
         if tracked.settled:
-            # Finished workflow ids stay (a rerun reopens the pipeline); job ids can go.
-            tracked.finished_jobs.clear()
-            tracked.last_status.clear()
+            # Finished workflow ids stay (a rerun reopens the pipeline); the rest can go.
+            tracked.reading = None
 
     async def _in_parallel(self, reads: list[Callable[[], Awaitable[None]]]) -> None:
         """Run the reads, `max_concurrency_per_project` at a time: enough to keep the shared
@@ -368,7 +411,7 @@ class ProjectCollector:
         for pipeline in page:
             place = self.policy.place(pipeline.branch, pipeline.tag)
             if pipeline.id not in self._pipelines and place is not None:
-                found.append(_Tracked(pipeline, place))
+                found.append(_Tracked.of(pipeline, place, settled=False))
                 self._pipelines[pipeline.id] = found[-1]
                 if self.schedules is not None:
                     self.schedules.note_pipeline(pipeline, tracked=True)
@@ -381,8 +424,6 @@ class ProjectCollector:
         for job_id in [j for j, t in self._details_fetched.items() if t < horizon]:
             del self._details_fetched[job_id]
         for pipeline_id in [
-            pid
-            for pid, t in self._pipelines.items()
-            if t.settled and t.pipeline.created_at.timestamp() < horizon
+            pid for pid, t in self._pipelines.items() if t.settled and t.created_at < horizon
         ]:
             del self._pipelines[pipeline_id]
