@@ -31,6 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -389,25 +390,71 @@ def exporter_spec(
     }
 
 
-def run_one(args: argparse.Namespace, sim: SimulatorProcess, spec: dict[str, Any]) -> RunResult:
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def run_one(spec: dict[str, Any]) -> RunResult:
     started = time.perf_counter()
     proc = start_exporter(spec)
     try:
         result = finish_exporter(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     print(
-        f"#   {result.label}: {result.window.requests / result.window.cycles:.2f} requests per "
-        f"cycle, cold start {result.cold.requests} requests in {result.cold.seconds:.0f} s "
-        f"(virtual), {time.perf_counter() - started:.0f} s wall",
+        f"#   {result.label}: {per_cycle(result):.2f} requests per cycle, cold start "
+        f"{result.cold.requests} requests in {result.cold.seconds:.0f} s (virtual), "
+        f"{time.perf_counter() - started:.0f} s wall",
         flush=True,
     )
     return result
 
 
 # -- the runs -------------------------------------------------------------------------------
+# Each run has a simulator of its own (its clock only moves forward), so runs are independent
+# jobs; `--jobs` runs several at once (each measures its own process's CPU and RSS).
+
+
+def modes() -> tuple[bool, ...]:
+    return (False, True) if FEED else (False,)
+
+
+def with_simulator(
+    args: argparse.Namespace, projects: int, body: Callable[[SimulatorProcess], Any]
+) -> Any:
+    sim = SimulatorProcess(projects, args.seed, args.history_hours)
+    try:
+        return body(sim)
+    finally:
+        sim.close()
+
+
+def sweep_settings(
+    args: argparse.Namespace, sim: SimulatorProcess, feed: bool, **extra: Any
+) -> dict[str, Any]:
+    """(a), (b) and (d): a rate limit high enough that it never binds."""
+    return sim.settings(
+        args,
+        feed=feed if FEED else None,
+        lookback_hours=args.sweep_lookback_hours,
+        rate=args.sweep_rps,
+        burst=int(args.sweep_rps),
+        concurrency=args.sweep_concurrency,
+        **extra,
+    )
+
+
+def sweep_run(args: argparse.Namespace, n: int, feed: bool) -> RunResult:
+    def body(sim: SimulatorProcess) -> RunResult:
+        label = f"{n} projects, org_feed {'on' if feed else 'off'}"
+        cycles = args.cycles if feed else args.baseline_cycles
+        spec = exporter_spec(args, sim, label, sweep_settings(args, sim, feed), cycles=cycles)
+        return run_one(spec)
+
+    result: RunResult = with_simulator(args, n, body)
+    return result
 
 
 @dataclass
@@ -427,32 +474,6 @@ def cpu_per_cycle(result: RunResult) -> float:
     return result.window.cpu / result.window.cycles
 
 
-def sweep(args: argparse.Namespace) -> list[Point]:
-    points = []
-    for n in args.projects:
-        runs: dict[bool, RunResult] = {}
-        for feed in (False, True) if FEED else (False,):
-            sim = SimulatorProcess(n, args.seed, args.history_hours)
-            try:
-                settings = sim.settings(
-                    args,
-                    feed=feed if FEED else None,
-                    lookback_hours=args.sweep_lookback_hours,
-                    rate=args.sweep_rps,
-                    burst=int(args.sweep_rps),
-                    concurrency=args.sweep_concurrency,
-                )
-                label = f"{n} projects, org_feed {'on' if feed else 'off'}"
-                cycles = args.cycles if feed else args.baseline_cycles
-                runs[feed] = run_one(
-                    args, sim, exporter_spec(args, sim, label, settings, cycles=cycles)
-                )
-            finally:
-                sim.close()
-        points.append(Point(n, runs[False], runs.get(True)))
-    return points
-
-
 @dataclass
 class ColdRun:
     feed: bool
@@ -466,81 +487,88 @@ class ColdRun:
         return max(0, self.result.cold.requests - self.burst) / self.rate
 
 
-def cold_start(args: argparse.Namespace) -> list[ColdRun]:
+def cold_run(args: argparse.Namespace, feed: bool) -> ColdRun:
+    """(c): the default rate limit, burst and concurrency, and a simulated latency."""
     api = ApiSettings()
-    runs = []
-    for feed in (False, True) if FEED else (False,):
-        sim = SimulatorProcess(args.cold_projects, args.seed, args.history_hours)
-        try:
-            settings = sim.settings(
-                args,
-                feed=feed if FEED else None,
-                lookback_hours=args.lookback_hours,
-                rate=api.requests_per_second,
-                burst=api.burst,
-                concurrency=api.max_concurrency,
-            )
-            label = f"cold start, {args.cold_projects} projects, org_feed {'on' if feed else 'off'}"
-            spec = exporter_spec(args, sim, label, settings, cycles=1, latency=args.latency)
-            spec["warmup_cycles"] = 0
-            result = run_one(args, sim, spec)
-        finally:
-            sim.close()
-        runs.append(ColdRun(feed, result, api.requests_per_second, api.burst))
-    return runs
+
+    def body(sim: SimulatorProcess) -> RunResult:
+        settings = sim.settings(
+            args,
+            feed=feed if FEED else None,
+            lookback_hours=args.lookback_hours,
+            rate=api.requests_per_second,
+            burst=api.burst,
+            concurrency=api.max_concurrency,
+        )
+        label = f"cold start, {args.cold_projects} projects, org_feed {'on' if feed else 'off'}"
+        spec = exporter_spec(args, sim, label, settings, cycles=1, latency=args.latency)
+        spec["warmup_cycles"] = 0
+        return run_one(spec)
+
+    return ColdRun(
+        feed, with_simulator(args, args.cold_projects, body), api.requests_per_second, api.burst
+    )
 
 
 @dataclass
 class ShardRun:
     feed: bool
     shards: list[RunResult]
-    single: RunResult  # one process, same projects and settings
+    single: RunResult  # one process, same projects and settings (from the sweep)
 
 
-def sharded(args: argparse.Namespace, points: list[Point]) -> ShardRun:
-    """`--shard-projects` projects split over three shard processes, running at once against
-    one simulator, next to one process with all of them (the sweep's, when it has that N)."""
-    n, total = args.shard_projects, 3
-    sim = SimulatorProcess(n, args.seed, args.history_hours)
-    try:
+def shard_runs(args: argparse.Namespace) -> list[RunResult]:
+    """(d): `--shard-projects` projects split over three shard processes, running at once
+    against one simulator."""
+    total = 3
 
-        def spec(label: str, **extra: Any) -> dict[str, Any]:
-            settings = sim.settings(
-                args,
-                feed=True if FEED else None,
-                lookback_hours=args.sweep_lookback_hours,
-                rate=args.sweep_rps,
-                burst=int(args.sweep_rps),
-                concurrency=args.sweep_concurrency,
-                **extra,
-            )
-            return exporter_spec(args, sim, label, settings, cycles=args.cycles)
-
+    def body(sim: SimulatorProcess) -> list[RunResult]:
         procs = [
             start_exporter(
-                spec(f"shard {i} of {total}", sharding={"shard": i, "total_shards": total})
+                exporter_spec(
+                    args,
+                    sim,
+                    f"shard {i} of {total}",
+                    sweep_settings(args, sim, FEED, sharding={"shard": i, "total_shards": total}),
+                    cycles=args.cycles,
+                )
             )
             for i in range(total)
         ]
         try:
-            shards = [finish_exporter(proc) for proc in procs]
+            return [finish_exporter(proc) for proc in procs]
         finally:
             for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        for result in shards:
-            print(f"#   {result.label}: {per_cycle(result):.2f} requests per cycle", flush=True)
-        mode = "on" if FEED else "off"
-        single = None
-        for point in points:
-            if point.n == n:
-                single = point.on if FEED else point.off
-        if single is None:
-            single = run_one(args, sim, spec(f"{n} projects, one process, org_feed {mode}"))
-    finally:
-        sim.close()
-    return ShardRun(FEED, shards, single)
+                stop(proc)
+
+    shards: list[RunResult] = with_simulator(args, args.shard_projects, body)
+    for result in shards:
+        print(f"#   {result.label}: {per_cycle(result):.2f} requests per cycle", flush=True)
+    return shards
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[Point], list[ColdRun], ShardRun | None]:
+    """Every run, the largest first, `--jobs` at a time."""
+    sizes = sorted(set(args.projects) | ({args.shard_projects} if args.shard_projects else set()))
+    with ThreadPoolExecutor(args.jobs) as pool:
+        sweep = {
+            (n, feed): pool.submit(sweep_run, args, n, feed)
+            for n in reversed(sizes)
+            for feed in modes()
+        }
+        colds = (
+            [pool.submit(cold_run, args, feed) for feed in modes()] if args.cold_projects else []
+        )
+        shards = pool.submit(shard_runs, args) if SHARDING and args.shard_projects else None
+        results = {key: future.result() for key, future in sweep.items()}
+        points = [
+            Point(n, results[n, False], results.get((n, True))) for n in sorted(args.projects)
+        ]
+        shard_run = None
+        if shards is not None:
+            single = results[args.shard_projects, FEED]
+            shard_run = ShardRun(FEED, shards.result(), single)
+        return points, [future.result() for future in colds], shard_run
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -759,9 +787,7 @@ def main() -> None:
         print("# collect.org_feed is not available: only the baseline (org_feed off) runs")
     if not SHARDING:
         print("# sharding is not available: the three-shard run is left out")
-    points = sweep(args)
-    colds = cold_start(args) if args.cold_projects else []
-    shards = sharded(args, points) if SHARDING and args.shard_projects else None
+    points, colds, shards = run_all(args)
     report_sweep(args, points)
     if colds:
         report_cold(args, colds)
@@ -788,7 +814,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline-cycles", type=int, default=3, help="measured cycles, org_feed off"
     )
     parser.add_argument("--warmup-cycles", type=int, default=1, help="after the cold start")
-    parser.add_argument("--history-hours", type=float, default=12.0, help="the world's history")
+    parser.add_argument("--history-hours", type=float, default=6.0, help="the world's history")
     parser.add_argument(
         "--lookback-hours", type=float, default=24.0, help="collect.lookback of (c), the default"
     )
@@ -802,10 +828,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--latency", type=float, default=0.1, help="(c) simulated latency, s")
     parser.add_argument("--shard-projects", type=int, default=500, help="(d) three shards; 0: skip")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (each in its processes)")
     parser.add_argument("--plot-dir", type=Path, default=BENCH, help="where the PNGs go")
+    parser.add_argument("--no-plot", action="store_true", help="no PNGs (no matplotlib needed)")
     parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-exporter", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.no_plot:
+        args.plot_dir = None
     if args.quick:
         args.projects, args.cold_projects, args.shard_projects = [10, 50], 50, 50
         args.plot_dir = None
