@@ -84,3 +84,8 @@ def _cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return "unknown CPU"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was during a run."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -63,10 +63,11 @@ _STATUSES = ("success", "failed", "canceled")
 # -- synthetic data -------------------------------------------------------------------------
 
 
-def synthetic_updates(args: argparse.Namespace) -> Iterator[RunUpdate]:
-    """Completed runs on every (project, branch, workflow, job), from a seeded stream."""
+def synthetic_updates(args: argparse.Namespace, start: float = WATCH_START) -> Iterator[RunUpdate]:
+    """Completed runs on every (project, branch, workflow, job), from a seeded stream, from
+    `start` on."""
     rng = random.Random(args.seed)
-    now = WATCH_START
+    now = start
     for p in range(args.projects):
         project = f"gh/ocean-labs/repo-{p:03d}"
         url = f"https://app.circleci.com/pipelines/github/ocean-labs/repo-{p:03d}"

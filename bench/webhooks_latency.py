@@ -1,6 +1,6 @@
 """Event-to-metric latency and throughput of the webhook receiver, against polling.
 
-    .venv/bin/python bench/webhooks_latency.py [--events N] [--rate R] [--seed S]
+    .venv/bin/python bench/webhooks_latency.py [--events N] [--rate R] [--seed S] [--padding P]
 
 Builds a simulated organisation, turns the runs it completes into signed webhook deliveries,
 and sends them through the exporter's real ASGI app (signature check, parsing, dedupe,
@@ -11,6 +11,9 @@ core). Reported:
   re-render whose snapshot includes it, i.e. when /metrics would show it;
 - the baseline in the same run: the same completions seen by polling every
   `collect.interval` (30 s) at a random phase, a re-render later.
+Run twice: on the 20 simulated projects alone, then with the state padded by the ~100k
+synthetic series of bench/scrape.py (`--padding` projects of it, 0: skip), so each render and
+snapshot costs what it costs in a large organisation.
 Deterministic inputs (seeded world, seeded phase); timings are this machine's.
 """
 
@@ -25,12 +28,15 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
+from _common import load_average
+from scrape import synthetic_updates
 
 from exporter.components import WEBHOOK_PUBLISH_GAP, build_components
 from exporter.settings import load_settings
 from exporter.simulator import SimClock, SimConfig, World, create_app, sign
 from exporter.simulator.model import Workflow
 from exporter.simulator.webhooks import webhook_payload
+from exporter.state.updates import RunUpdate
 from exporter.web.app import create_app as exporter_app
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import PATH
@@ -73,7 +79,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def bench(events: int, rate: float, seed: int) -> None:
+def padding_updates(projects: int, seed: int) -> list[RunUpdate]:
+    """The synthetic series of bench/scrape.py for `projects` projects (~2k series each)."""
+    shape = argparse.Namespace(projects=projects, branches=4, workflows=2, jobs=4, runs=3,
+                               seed=seed)  # fmt: skip
+    return list(synthetic_updates(shape, start=T0.timestamp()))
+
+
+async def bench(events: int, rate: float, seed: int, padding: int) -> None:
     world = World(SimConfig(projects=20, seed=seed, history=timedelta(days=30)),
                   SimClock.manual(T0))  # fmt: skip
     sent = deliveries(world, events)
@@ -81,7 +94,7 @@ async def bench(events: int, rate: float, seed: int) -> None:
         None,
         {
             "api": {"url": "http://sim/api", "token": world.config.token,
-                    "requests_per_second": 1e6, "burst": 10**6, "max_concurrency": 64},
+                    "requests_per_second": 1e4, "burst": 10**4, "max_concurrency": 64},
             "projects": [{"slug": p.slug} for p in world.projects],
             "defaults": {"other_branches": "fold"},
             "collect": {"lookback": 60.0, "series_ttl": 1e9},
@@ -92,6 +105,8 @@ async def bench(events: int, rate: float, seed: int) -> None:
     async with build_components(settings, transport=api, watch_start=T0.timestamp()) as parts:
         for collector in parts.live.projects.values():
             await collector.cycle()  # reads each project, so branch policies are known
+    for update in padding_updates(padding, seed) if padding else ():
+        parts.state.apply(update)
     receiver = parts.webhooks
     assert receiver is not None
     # The same wiring, with a publisher that times its renders.
@@ -125,6 +140,11 @@ async def bench(events: int, rate: float, seed: int) -> None:
     phase = random.Random(seed).uniform(0, POLL_INTERVAL)
     polled = [POLL_INTERVAL - ((stopped - phase) % POLL_INTERVAL) for _, _, stopped in paced]
     rows.append(_latency_row(f"polling every {POLL_INTERVAL:.0f} s (baseline)", polled))
+    series = publisher.rendered.series
+    print(
+        f"\n{len(world.projects)} simulated projects + {padding} synthetic ones: {series} series, "
+        f"load average {load_average()}\n"
+    )
     _print(rows)
 
 
@@ -172,8 +192,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=1000.0, help="paced deliveries per second")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--padding",
+        type=int,
+        default=50,
+        help="synthetic projects for the large state (0: skip that run)",
+    )
     args = parser.parse_args()
-    anyio.run(bench, args.events, args.rate, args.seed)
+    anyio.run(bench, args.events, args.rate, args.seed, 0)
+    if args.padding:
+        anyio.run(bench, args.events, args.rate, args.seed, args.padding)
 
 
 if __name__ == "__main__":

@@ -239,6 +239,15 @@ PROCESS = (
            "exporter"),
     Family("circleci_exporter_render_errors_total", "counter", (),
            "Failed renders of /metrics; the last good one is served meanwhile.", "exporter"),
+    # render on change (issue 19): what the publisher did each time it was asked.
+    Family("circleci_exporter_publishes_total", "counter", ("outcome",),
+           "Publishes of the metrics after a collection, a sweep or a webhook, by outcome: "
+           "rendered (something changed), unchanged (nothing did: no snapshot, no render).",
+           "exporter"),
+    Family("circleci_exporter_render_parts_total", "counter", ("outcome",),
+           "Parts of the metrics (a project's series, its Insights, an org's, its schedules) "
+           "per render, by outcome: rendered (changed since the last render) or reused.",
+           "exporter"),
     Family("circleci_exporter_rate_limited_until_timestamp_seconds", "gauge", ("reason",),
            "Until when every CircleCI request is held back, by reason (429, "
            "circuit_breaker); in the past when none is.", "exporter"),

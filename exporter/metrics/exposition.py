@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 
 from prometheus_client import CollectorRegistry, exposition
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from exporter.catalog import Family
 from exporter.metrics.builder import BuiltFamily, FamilyBuilder
-from exporter.metrics.exporter import exporter_families
-from exporter.metrics.insights import insights_families
-from exporter.metrics.live import live_families
-from exporter.metrics.schedules import schedule_families
 from exporter.state.insights import InsightsSnapshot
 from exporter.state.schedules import ScheduleKey, ScheduleRow
 from exporter.state.snapshot import Snapshot
@@ -34,18 +32,37 @@ class Rendered:
     series: int
 
 
-def _families(
-    snapshot: Snapshot,
-    intervals: Mapping[str, float],
-    insights: InsightsSnapshot | None,
-    schedules: Mapping[ScheduleKey, ScheduleRow] | None,
-) -> Iterator[BuiltFamily]:
-    yield from live_families(snapshot)
-    if insights is not None:
-        yield from insights_families(insights)
-    if schedules is not None:
-        yield from schedule_families(schedules)
-    yield from exporter_families(snapshot, intervals)
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The sample lines of one part of the picture (a project's series, its Insights, an
+    org's, its schedules, the exporter's own): per family with samples, its lines, encoded.
+    The two formats share them; only the families' headers differ."""
+
+    lines: Mapping[str, bytes]
+    series: int
+
+
+def chunk_of(families: Iterable[BuiltFamily]) -> Chunk:
+    lines: dict[str, bytes] = {}
+    series = 0
+    for family in families:
+        if family.lines:
+            lines[family.spec.name] = "".join(family.lines).encode()
+            series += len(family.lines)
+    return Chunk(MappingProxyType(lines), series)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """Chunks whose families go out together: each family once, in `order`, with the lines
+    of every chunk in turn (a family without samples is left out)."""
+
+    order: tuple[Family, ...]
+    chunks: Sequence[Chunk]
+
+
+def family_order(families: Iterable[BuiltFamily]) -> tuple[Family, ...]:
+    return tuple(family.spec for family in families)
 
 
 def _help(text: str, openmetrics: bool) -> str:
@@ -60,12 +77,34 @@ def family_header(spec: Family, openmetrics: bool) -> str:
     return f"# HELP {name} {_help(spec.help, openmetrics)}\n# TYPE {name} {spec.prometheus_type}\n"
 
 
-def _write(families: list[BuiltFamily], openmetrics: bool) -> bytes:
-    parts: list[str] = []
-    for family in families:
-        parts.append(family_header(family.spec, openmetrics))
-        parts.extend(family.lines)
-    return "".join(parts).encode()
+@cache
+def _header_bytes(spec: Family, openmetrics: bool) -> bytes:
+    return family_header(spec, openmetrics).encode()
+
+
+def assemble(sections: Sequence[Section]) -> Rendered:
+    """Both bodies from the sections' chunks, then `circleci_exporter_series`."""
+    text: list[bytes] = []
+    openmetrics: list[bytes] = []
+    series = 0
+
+    def add(spec: Family, pieces: list[bytes]) -> None:
+        text.append(_header_bytes(spec, False))
+        openmetrics.append(_header_bytes(spec, True))
+        text.extend(pieces)
+        openmetrics.extend(pieces)
+
+    for section in sections:
+        for spec in section.order:
+            pieces = [c.lines[spec.name] for c in section.chunks if spec.name in c.lines]
+            if pieces:
+                add(spec, pieces)
+        series += sum(c.series for c in section.chunks)
+    count = FamilyBuilder("circleci_exporter_series")
+    count.add((), float(series))
+    built = count.build()
+    add(built.spec, ["".join(built.lines).encode()])
+    return Rendered(b"".join(text), b"".join(openmetrics), series)
 
 
 def render(
@@ -74,12 +113,12 @@ def render(
     insights: InsightsSnapshot | None = None,
     schedules: Mapping[ScheduleKey, ScheduleRow] | None = None,
 ) -> Rendered:
-    families = [f for f in _families(snapshot, intervals, insights, schedules) if f.lines]
-    series = sum(len(f.lines) for f in families)
-    count = FamilyBuilder("circleci_exporter_series")
-    count.add((), float(series))
-    families.append(count.build())
-    return Rendered(_write(families, False), _write(families, True), series)
+    """Everything, from scratch: what the publisher's incremental renders must equal."""
+    # Imported here: the incremental renderer builds on this module.
+    from exporter.metrics.incremental import IncrementalRenderer, Picture, by_project
+
+    picture = Picture(snapshot, insights, None if schedules is None else by_project(schedules))
+    return IncrementalRenderer(intervals).render(picture, None)
 
 
 def render_process(registry: CollectorRegistry, fmt_openmetrics: bool) -> bytes:

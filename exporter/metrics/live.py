@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from exporter.metrics.builder import BuiltFamily, FamilyBuilder
-from exporter.state.snapshot import Snapshot
+from exporter.state.snapshot import ProjectSnapshot
 from exporter.state.statuses import (
     JOB_TERMINAL,
     TEST_RESULTS,
@@ -14,7 +14,9 @@ from exporter.state.statuses import (
 )
 
 
-def live_families(snapshot: Snapshot) -> Iterator[BuiltFamily]:
+def live_families(snapshot: ProjectSnapshot) -> Iterator[BuiltFamily]:
+    """The families of one project's series, every family even when it has no sample, in
+    the order they are served."""
     project_info = FamilyBuilder("circleci_project_info")
     default_branch = FamilyBuilder("circleci_project_default_branch_info")
     for row in snapshot.projects.values():
@@ -36,7 +38,7 @@ def live_families(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     yield from _job_gauges(snapshot)
 
 
-def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
+def _workflow_gauges(snapshot: ProjectSnapshot) -> Iterator[BuiltFamily]:
     status = FamilyBuilder("circleci_workflow_status")
     last_status = FamilyBuilder("circleci_workflow_last_completed_status")
     last_at = FamilyBuilder("circleci_workflow_last_completed_timestamp_seconds")
@@ -71,7 +73,7 @@ def _workflow_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
     yield last_run.build()
 
 
-def _job_gauges(snapshot: Snapshot) -> Iterator[BuiltFamily]:
+def _job_gauges(snapshot: ProjectSnapshot) -> Iterator[BuiltFamily]:
     last_status = FamilyBuilder("circleci_job_last_completed_status")
     last_duration = FamilyBuilder("circleci_job_last_completed_duration_seconds")
     tests = FamilyBuilder("circleci_job_last_tests")

@@ -102,16 +102,41 @@ class InsightsSnapshot:
     orgs: Mapping[str, OrgInsights]
 
 
+@dataclass(frozen=True, slots=True)
+class InsightsChanges:
+    """The projects and orgs whose values changed since the last `take_changes`."""
+
+    projects: frozenset[str]
+    orgs: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.projects or self.orgs)
+
+
 class InsightsStore:
     def __init__(self) -> None:
         self._projects: dict[str, ProjectInsights] = {}
         self._orgs: dict[str, OrgInsights] = {}
+        self._changed_projects: set[str] = set()
+        self._changed_orgs: set[str] = set()
 
     def replace_project(self, insights: ProjectInsights) -> None:
-        self._projects[insights.project] = insights
+        # A sweep that read the same values changes nothing to publish.
+        if self._projects.get(insights.project) != insights:
+            self._projects[insights.project] = insights
+            self._changed_projects.add(insights.project)
 
     def replace_org(self, insights: OrgInsights) -> None:
-        self._orgs[insights.org] = insights
+        if self._orgs.get(insights.org) != insights:
+            self._orgs[insights.org] = insights
+            self._changed_orgs.add(insights.org)
+
+    def take_changes(self) -> InsightsChanges:
+        """What changed since the last call (the first call: everything so far)."""
+        changes = InsightsChanges(frozenset(self._changed_projects), frozenset(self._changed_orgs))
+        self._changed_projects = set()
+        self._changed_orgs = set()
+        return changes
 
     def snapshot(self) -> InsightsSnapshot:
         # The values are immutable, so copying the two dicts makes the snapshot immutable too.

@@ -34,10 +34,23 @@ class ScheduleRow:
 class ScheduleStore:
     def __init__(self) -> None:
         self._projects: dict[str, Mapping[str, ScheduleRow]] = {}
+        self._changed: set[str] = set()
 
     def replace_project(self, project: str, rows: Mapping[str, ScheduleRow]) -> None:
         """Everything known about the project's schedules, keyed by schedule name."""
-        self._projects[project] = MappingProxyType(dict(rows))
+        # Rows are rebuilt as time passes; the same rows again change nothing to publish.
+        if self._projects.get(project) != rows:
+            self._projects[project] = MappingProxyType(dict(rows))
+            self._changed.add(project)
+
+    def take_changes(self) -> frozenset[str]:
+        """The projects whose rows changed since the last call (the first: all so far)."""
+        changed, self._changed = frozenset(self._changed), set()
+        return changed
+
+    def by_project(self) -> Mapping[str, Mapping[str, ScheduleRow]]:
+        """project → schedule name → row; immutable (the rows of a project are replaced whole)."""
+        return MappingProxyType(dict(self._projects))
 
     def snapshot(self) -> Mapping[ScheduleKey, ScheduleRow]:
         return MappingProxyType(

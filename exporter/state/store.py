@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from bisect import insort
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -33,6 +33,7 @@ from exporter.state.snapshot import (
     FailedStep,
     JobRow,
     ProjectRow,
+    ProjectSnapshot,
     RunInfo,
     Snapshot,
     WorkflowRow,
@@ -172,10 +173,49 @@ class _Collection:
     last_error: str | None = None
 
 
+@dataclass(slots=True)
+class _ProjectData:
+    """Everything the state shows of one project: a unit of change for the publisher, which
+    snapshots and renders again only the projects that changed since its last publish."""
+
+    info: ProjectUpdate | None = None
+    # Distinct (branch, workflow) and (branch, workflow, job) names held, for the series limit.
+    names: set[tuple[str, ...]] = field(default_factory=set)
+    pipelines: defaultdict[PipelineKey, int] = field(default_factory=lambda: defaultdict(int))
+    pipeline_errors: defaultdict[PipelineErrorKey, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    branch_seen: dict[BranchKey, float] = field(default_factory=dict)
+    workflows: dict[WorkflowKey, _WorkflowSeries] = field(default_factory=dict)
+    workflow_runs: defaultdict[WorkflowRunKey, int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    workflow_durations: dict[WorkflowRunKey, Histogram] = field(default_factory=dict)
+    jobs: dict[JobKey, _JobSeries] = field(default_factory=dict)
+    job_runs: defaultdict[JobRunKey, int] = field(default_factory=lambda: defaultdict(int))
+    job_durations: dict[JobRunKey, Histogram] = field(default_factory=dict)
+    job_queue: dict[JobKey, Histogram] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed since the last `State.take_changes`: the projects whose series did, and
+    whether the collection health (`circleci_up` and the like) did."""
+
+    projects: frozenset[str]
+    health: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.projects) or self.health
+
+
 class State:
     """`max_series_per_project`: distinct (branch, workflow) and (branch, workflow, job) names
     one project may have; an update that would add one more is dropped, and
-    `on_series_limit(project)` told. Each name is a dozen or so series (statuses, buckets)."""
+    `on_series_limit(project)` told. Each name is a dozen or so series (statuses, buckets).
+
+    Every change is recorded against its project (`take_changes`), so that a publisher can
+    snapshot (`snapshot_project`) and render only what changed."""
 
     def __init__(
         self,
@@ -191,28 +231,42 @@ class State:
         self.series_ttl = series_ttl
         self.max_series_per_project = max_series_per_project
         self.on_series_limit = on_series_limit
-        self._names: defaultdict[str, set[tuple[str, ...]]] = defaultdict(set)
-        self._projects: dict[str, ProjectUpdate] = {}
-        self._pipelines: defaultdict[PipelineKey, int] = defaultdict(int)
-        self._pipeline_errors: defaultdict[PipelineErrorKey, int] = defaultdict(int)
-        self._branch_seen: dict[BranchKey, float] = {}
+        self._data: dict[str, _ProjectData] = {}
         self._seen_pipelines: dict[str, float] = {}
-        self._workflows: dict[WorkflowKey, _WorkflowSeries] = {}
-        self._workflow_runs: defaultdict[WorkflowRunKey, int] = defaultdict(int)
-        self._workflow_durations: dict[WorkflowRunKey, Histogram] = {}
-        self._jobs: dict[JobKey, _JobSeries] = {}
-        self._job_runs: defaultdict[JobRunKey, int] = defaultdict(int)
-        self._job_durations: dict[JobRunKey, Histogram] = {}
-        self._job_queue: dict[JobKey, Histogram] = {}
         self._settled: dict[str, _Settled] = {}
         self._collections: dict[CollectionKey, _Collection] = {}
+        self._changed: set[str] = set()
+        self._health_changed = False
+
+    def _project(self, project: str) -> _ProjectData:
+        data = self._data.get(project)
+        if data is None:
+            data = self._data[project] = _ProjectData()
+        return data
+
+    def _changed_project(self, project: str) -> _ProjectData:
+        """The project's data, about to change."""
+        self._changed.add(project)
+        return self._project(project)
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (the first call: everything so far)."""
+        changes = Changes(frozenset(self._changed), self._health_changed)
+        self._changed = set()
+        self._health_changed = False
+        return changes
+
+    def projects(self) -> list[str]:
+        """Every project the state holds, in a stable order (the order they first appeared)."""
+        return list(self._data)
 
     # -- the single update path ---------------------------------------------------------
 
     def apply(self, update: RunUpdate) -> None:
         match update:
             case ProjectUpdate():
-                self._projects[update.project] = update
+                if self._project(update.project).info != update:
+                    self._changed_project(update.project).info = update
             case PipelineUpdate():
                 self._apply_pipeline(update)
             case WorkflowUpdate():
@@ -227,16 +281,19 @@ class State:
                 self._apply_failed_step(update)
 
     def _apply_pipeline(self, update: PipelineUpdate) -> None:
+        data = self._project(update.project)
         branch = BranchKey(update.project, update.branch)
-        self._branch_seen[branch] = max(update.created_at, self._branch_seen.get(branch, 0.0))
+        # Not shown, only kept for expiry: no change to publish.
+        data.branch_seen[branch] = max(update.created_at, data.branch_seen.get(branch, 0.0))
         if update.pipeline_id in self._seen_pipelines:
             return
         self._seen_pipelines[update.pipeline_id] = update.created_at
         if update.created_at < self.watch_start:
             return
-        self._pipelines[PipelineKey(update.project, update.branch, update.trigger)] += 1
+        data = self._changed_project(update.project)
+        data.pipelines[PipelineKey(update.project, update.branch, update.trigger)] += 1
         for error_type in update.error_types:
-            self._pipeline_errors[PipelineErrorKey(update.project, update.branch, error_type)] += 1
+            data.pipeline_errors[PipelineErrorKey(update.project, update.branch, error_type)] += 1
 
     def _settle(self, run_id: str, completed_at: float) -> bool:
         """Record a completed run; True when it is to be counted now."""
@@ -248,7 +305,7 @@ class State:
 
     def _admit(self, project: str, name: tuple[str, ...]) -> bool:
         """Whether an update of series `name` (project first) fits the project's limit."""
-        names = self._names[project]
+        names = self._project(project).names
         if name in names:
             return True
         if self.max_series_per_project is not None and len(names) >= self.max_series_per_project:
@@ -268,21 +325,34 @@ class State:
         )
         already_settled = update.workflow_id in self._settled
         if complete and self._settle(update.workflow_id, update.stopped_at or update.created_at):
+            data = self._changed_project(update.project)
             key = WorkflowRunKey(update.project, update.branch, update.workflow, update.status)
-            self._workflow_runs[key] += 1
+            data.workflow_runs[key] += 1
             if duration is not None:
-                self._histogram(self._workflow_durations, key, self.buckets.workflow_duration)
-                self._workflow_durations[key].observe(max(duration, 0.0))
+                self._histogram(data.workflow_durations, key, self.buckets.workflow_duration)
+                data.workflow_durations[key].observe(max(duration, 0.0))
         if update.folded:
             return
         if already_settled and not complete:
             return  # a stale in-progress view of a run that has finished
+        data = self._project(update.project)
         workflow = WorkflowKey(update.project, update.branch, update.workflow)
-        series = self._workflows.get(workflow)
+        series = data.workflows.get(workflow)
+        # Polling reads a running workflow again every cycle, and a run can be delivered by
+        # both polling and webhooks: only a row that looks different is a change to publish.
+        before = None if series is None else _workflow_row(series)
         activity = update.stopped_at or update.created_at
         if series is None:
-            series = self._workflows[workflow] = _WorkflowSeries(activity)
+            series = data.workflows[workflow] = _WorkflowSeries(activity)
         series.last_seen = max(series.last_seen, activity)
+        self._update_workflow(series, update, complete, duration)
+        if before is None or _workflow_row(series) != before:
+            self._changed.add(update.project)
+
+    @staticmethod
+    def _update_workflow(
+        series: _WorkflowSeries, update: WorkflowUpdate, complete: bool, duration: float | None
+    ) -> None:
         run = _Run(
             update.created_at,
             update.workflow_id,
@@ -321,20 +391,23 @@ class State:
         )
         already_settled = update.job_id in self._settled
         if complete and self._settle(update.job_id, update.stopped_at or update.created_at):
+            data = self._changed_project(update.project)
             key = JobRunKey(
                 update.project, update.branch, update.workflow, update.job, update.status
             )
-            self._job_runs[key] += 1
+            data.job_runs[key] += 1
             if duration is not None:
-                self._histogram(self._job_durations, key, self.buckets.job_duration)
-                self._job_durations[key].observe(max(duration, 0.0))
+                self._histogram(data.job_durations, key, self.buckets.job_duration)
+                data.job_durations[key].observe(max(duration, 0.0))
         if update.folded or (already_settled and not complete):
             return
+        data = self._project(update.project)
         job = JobKey(update.project, update.branch, update.workflow, update.job)
         activity = update.stopped_at or update.started_at or update.created_at
-        series = self._jobs.get(job)
+        series = data.jobs.get(job)
+        before = None if series is None else _job_row(series)  # as for workflows
         if series is None:
-            series = self._jobs[job] = _JobSeries(activity)
+            series = data.jobs[job] = _JobSeries(activity)
         series.last_seen = max(series.last_seen, activity)
         number = "" if update.job_number is None else str(update.job_number)
         run = _Run(update.created_at, update.job_id, update.status, number, update.url, complete)
@@ -343,30 +416,42 @@ class State:
         if complete and run.newer_than(series.last_completed):
             series.last_completed = run
             series.last_completed_duration = duration
+        if before is None or _job_row(series) != before:
+            self._changed.add(update.project)
 
     def _apply_job_details(self, update: JobDetailsUpdate) -> None:
         settled = self._settled.get(update.job_id)
         if settled is None or not settled.counted or settled.queue_observed:
             return
         settled.queue_observed = True
+        data = self._changed_project(update.project)
         key = JobKey(update.project, update.branch, update.workflow, update.job)
-        self._histogram(self._job_queue, key, self.buckets.queue)
-        self._job_queue[key].observe(max(update.started_at - update.queued_at, 0.0))
+        self._histogram(data.job_queue, key, self.buckets.queue)
+        data.job_queue[key].observe(max(update.started_at - update.queued_at, 0.0))
+
+    def _job_series(self, update: TestResultsUpdate | FailedStepUpdate) -> _JobSeries | None:
+        data = self._data.get(update.project)
+        key = JobKey(update.project, update.branch, update.workflow, update.job)
+        return None if data is None else data.jobs.get(key)
 
     def _apply_tests(self, update: TestResultsUpdate) -> None:
-        series = self._jobs.get(JobKey(update.project, update.branch, update.workflow, update.job))
+        series = self._job_series(update)
         if series is None or not update.counts:
             return
         if series.tests_created_at is not None and update.created_at < series.tests_created_at:
             return
+        if series.last_tests != update.counts:
+            self._changed.add(update.project)
         series.tests_created_at = update.created_at
         series.last_tests = dict(update.counts)
 
     def _apply_failed_step(self, update: FailedStepUpdate) -> None:
-        series = self._jobs.get(JobKey(update.project, update.branch, update.workflow, update.job))
+        series = self._job_series(update)
         # Read after its run completed: if a newer run completed since, this step is moot.
         last = None if series is None else series.last_completed
         if series is not None and last is not None and last.run_id == update.job_id:
+            if series.failed_step != update:
+                self._changed.add(update.project)
             series.failed_step = update
 
     @staticmethod
@@ -377,93 +462,125 @@ class State:
     def forget_unfinished(self, run_ids: list[str]) -> None:
         """These workflow runs will never finish (CircleCI no longer knows them): they stop
         counting as in progress."""
-        for series in self._workflows.values():
-            for run_id in run_ids:
-                series.in_progress.pop(run_id, None)
+        for project, data in self._data.items():
+            for series in data.workflows.values():
+                for run_id in run_ids:
+                    if series.in_progress.pop(run_id, None) is not None:
+                        self._changed.add(project)
 
     # -- collection health --------------------------------------------------------------
 
     def record_success(self, project: str, collector: str, at: float) -> None:
         status = self._collections.setdefault(CollectionKey(project, collector), _Collection())
         status.up, status.last_success, status.last_error = True, at, None
+        self._health_changed = True
 
     def record_failure(self, project: str, collector: str, error: str) -> None:
         status = self._collections.setdefault(CollectionKey(project, collector), _Collection())
         status.up = False
         status.errors += 1
         status.last_error = error
+        self._health_changed = True
 
     # -- stale series ---------------------------------------------------------------------
 
     def expire(self, now: float) -> Expired:
         """Remove series not seen for `series_ttl`; return what went."""
         horizon = now - self.series_ttl
-        stale_workflows = _drop_stale(self._workflows, horizon)
-        stale_jobs = _drop_stale(self._jobs, horizon)
-        stale_branches = _drop_older(self._branch_seen, horizon)
-        for series in self._workflows.values():
-            # A run that never reported completion (a missed event) stops counting as running.
-            for run_id in [r for r, (_, t) in series.in_progress.items() if t < horizon]:
-                del series.in_progress[run_id]
-        removed = len(stale_workflows) + len(stale_jobs) + len(stale_branches)
-        for store, stale in (
-            (self._workflow_runs, stale_workflows),
-            (self._workflow_durations, stale_workflows),
-            (self._job_runs, stale_jobs),
-            (self._job_durations, stale_jobs),
-            (self._job_queue, stale_jobs),
-            (self._pipelines, stale_branches),
-            (self._pipeline_errors, stale_branches),
-        ):
-            removed += _drop_prefixed(store, stale)
+        stale_workflows: set[WorkflowKey] = set()
+        stale_jobs: set[JobKey] = set()
+        stale_branches: set[BranchKey] = set()
+        removed = 0
+        for project, data in self._data.items():
+            workflows = _drop_stale(data.workflows, horizon)
+            jobs = _drop_stale(data.jobs, horizon)
+            branches = _drop_older(data.branch_seen, horizon)
+            changed = bool(workflows or jobs)
+            for series in data.workflows.values():
+                # A run that never reported completion (a missed event) stops counting as running.
+                for run_id in [r for r, (_, t) in series.in_progress.items() if t < horizon]:
+                    del series.in_progress[run_id]
+                    changed = True
+            dropped = 0
+            for store, stale in (
+                (data.workflow_runs, workflows),
+                (data.workflow_durations, workflows),
+                (data.job_runs, jobs),
+                (data.job_durations, jobs),
+                (data.job_queue, jobs),
+                (data.pipelines, branches),
+                (data.pipeline_errors, branches),
+            ):
+                dropped += _drop_prefixed(store, stale)
+            if changed or dropped:
+                self._changed.add(project)
+            removed += len(workflows) + len(jobs) + len(branches) + dropped
+            stale_workflows |= workflows
+            stale_jobs |= jobs
+            stale_branches |= branches
+            _recount_names(data)
         # Ids of runs older than the horizon can no longer arrive from polling.
         for run_id in [r for r, s in self._settled.items() if s.completed_at < horizon]:
             del self._settled[run_id]
         for pid in [p for p, t in self._seen_pipelines.items() if t < horizon]:
             del self._seen_pipelines[pid]
-        self._recount_names()
         return Expired(
             frozenset(stale_workflows), frozenset(stale_jobs), frozenset(stale_branches), removed
         )
 
-    def _recount_names(self) -> None:
-        """The names still held, after expiry, for the series limit."""
-        self._names.clear()
-        for key in (*self._workflows, *self._workflow_runs):
-            self._names[key[0]].add(tuple(key[:3]))
-        for key in (*self._jobs, *self._job_runs):
-            self._names[key[0]].add(tuple(key[:4]))
-
     # -- snapshot -------------------------------------------------------------------------
 
+    def snapshot_project(self, project: str) -> ProjectSnapshot:
+        """An immutable copy of one project's series (empty for a project the state lacks)."""
+        data = self._data.get(project) or _ProjectData()
+        p = data.info
+        return ProjectSnapshot(
+            project=project,
+            projects=MappingProxyType(
+                {}
+                if p is None
+                else {project: ProjectRow(project, p.organization, p.name, p.url, p.default_branch)}
+            ),
+            pipelines=MappingProxyType(dict(data.pipelines)),
+            pipeline_errors=MappingProxyType(dict(data.pipeline_errors)),
+            workflows=MappingProxyType({k: _workflow_row(s) for k, s in data.workflows.items()}),
+            workflow_runs=MappingProxyType(dict(data.workflow_runs)),
+            workflow_durations=MappingProxyType(
+                {k: h.freeze() for k, h in data.workflow_durations.items()}
+            ),
+            jobs=MappingProxyType({k: _job_row(s) for k, s in data.jobs.items()}),
+            job_queue_times=MappingProxyType({k: h.freeze() for k, h in data.job_queue.items()}),
+            job_runs=MappingProxyType(dict(data.job_runs)),
+            job_durations=MappingProxyType({k: h.freeze() for k, h in data.job_durations.items()}),
+        )
+
+    def collections(self) -> Mapping[CollectionKey, CollectionRow]:
+        """An immutable copy of the collection health, per (project, collector)."""
+        return MappingProxyType(
+            {
+                k: CollectionRow(c.up, c.last_success, c.errors, c.last_error)
+                for k, c in self._collections.items()
+            }
+        )
+
     def snapshot(self, now: float) -> Snapshot:
-        return Snapshot(
+        """An immutable copy of everything, at once. (The publisher builds the same from
+        per-project snapshots of what changed: `take_changes`, `snapshot_project`.)"""
+        return Snapshot.of(
             taken_at=now,
             watch_start=self.watch_start,
-            projects=MappingProxyType(
-                {
-                    slug: ProjectRow(slug, p.organization, p.name, p.url, p.default_branch)
-                    for slug, p in self._projects.items()
-                }
-            ),
-            pipelines=MappingProxyType(dict(self._pipelines)),
-            pipeline_errors=MappingProxyType(dict(self._pipeline_errors)),
-            workflows=MappingProxyType({k: _workflow_row(s) for k, s in self._workflows.items()}),
-            workflow_runs=MappingProxyType(dict(self._workflow_runs)),
-            workflow_durations=MappingProxyType(
-                {k: h.freeze() for k, h in self._workflow_durations.items()}
-            ),
-            jobs=MappingProxyType({k: _job_row(s) for k, s in self._jobs.items()}),
-            job_queue_times=MappingProxyType({k: h.freeze() for k, h in self._job_queue.items()}),
-            job_runs=MappingProxyType(dict(self._job_runs)),
-            job_durations=MappingProxyType({k: h.freeze() for k, h in self._job_durations.items()}),
-            collections=MappingProxyType(
-                {
-                    k: CollectionRow(c.up, c.last_success, c.errors, c.last_error)
-                    for k, c in self._collections.items()
-                }
-            ),
+            parts={project: self.snapshot_project(project) for project in self._data},
+            collections=self.collections(),
         )
+
+
+def _recount_names(data: _ProjectData) -> None:
+    """The names still held, after expiry, for the series limit."""
+    data.names.clear()
+    for key in (*data.workflows, *data.workflow_runs):
+        data.names.add(tuple(key[:3]))
+    for key in (*data.jobs, *data.job_runs):
+        data.names.add(tuple(key[:4]))
 
 
 def _drop_stale(series: dict[_K, Any], horizon: float) -> set[_K]:

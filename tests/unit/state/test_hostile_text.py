@@ -13,6 +13,7 @@ from exporter.collect.branches import BranchPolicy
 from exporter.metrics import render
 from exporter.settings import EffectiveBranchRules
 from exporter.state import Buckets, State
+from exporter.state.updates import ProjectUpdate
 from exporter.web.publisher import Publisher
 
 START = 10_000.0
@@ -78,11 +79,18 @@ async def test_a_failed_render_keeps_the_last_good_body_and_is_counted(
     def broken(*_: object) -> object:
         raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
 
-    monkeypatch.setattr("exporter.web.publisher.render", broken)
+    monkeypatch.setattr("exporter.metrics.incremental.assemble", broken)
+    state.record_success("gh/a/b", "live", START)  # a change, so that the publish renders
     await publisher.publish_now()
+    state.apply(ProjectUpdate("gh/a/b", "b", "a", "main", "https://example.test/gh/a/b"))
     await publisher.publish_now()
     assert publisher.rendered is good
     assert registry.get_sample_value("circleci_exporter_render_errors_total") == 2
+    # The changes a failed render missed stay pending: the next good render shows them.
+    monkeypatch.undo()
+    await publisher.publish_now()
+    assert b'circleci_project_info{project="gh/a/b"' in publisher.rendered.text
+    assert b'circleci_up{project="gh/a/b"} 1.0' in publisher.rendered.text
 
 
 def test_unknown_test_results_are_counted_as_other() -> None:
