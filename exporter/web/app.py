@@ -15,7 +15,7 @@ from exporter.metrics.exposition import (
     TEXT_CONTENT_TYPE,
     render_process,
 )
-from exporter.web.compression import GzipCache, accepts_gzip
+from exporter.web.compression import accepts_gzip
 from exporter.web.oncall import LogReader, OnCall
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver
@@ -34,8 +34,6 @@ def create_app(
 ) -> Starlette:
     """`webhooks`: serve its endpoint here too (not when it has a listener of its own).
     `logs`: serve failed steps' log tails (None: `web.logs: false`)."""
-    gzip_cache = GzipCache()
-
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
         openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
@@ -44,9 +42,11 @@ def create_app(
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         headers = {"Vary": "Accept-Encoding"}
         if accepts_gzip(request.headers.get("accept-encoding", "")):
-            parts = await gzip_cache.body(cached, live, openmetrics=openmetrics)
+            gzip = rendered.openmetrics_gzip if openmetrics else rendered.text_gzip
             headers["Content-Encoding"] = "gzip"
-            return StreamingResponse(_stream(*parts), media_type=media_type, headers=headers)
+            return StreamingResponse(
+                _stream(gzip.head, gzip.finish(live)), media_type=media_type, headers=headers
+            )
         return StreamingResponse(_stream(cached, live), media_type=media_type, headers=headers)
 
     async def healthz(_: Request) -> Response:

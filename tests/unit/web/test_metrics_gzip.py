@@ -1,20 +1,19 @@
 """/metrics with Accept-Encoding: gzip: one ordinary gzip stream of the whole body, the cached
-exposition compressed once per render however many scrapes ask."""
+exposition's parts compressed when they are rendered, however many scrapes ask."""
 
 from __future__ import annotations
 
-import functools
 import gzip
 import zlib
 
-import anyio
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from exporter.metrics import exposition
 from exporter.state import Buckets, State, updates
 from exporter.web.app import create_app
-from exporter.web.compression import GzipCache, accepts_gzip
+from exporter.web.compression import accepts_gzip
 from exporter.web.publisher import Publisher
 
 P = "gh/acme/api"
@@ -74,20 +73,46 @@ async def test_openmetrics_is_compressed_too() -> None:
     assert gzip.decompress(wire).endswith(b"# EOF\n")
 
 
-async def test_cached_body_is_compressed_once_per_render() -> None:
-    cache = GzipCache()
-    first = b"metric_a 1\n" * 10_000
-    for n in range(5):
-        parts = await cache.body(first, f"live {n}\n".encode(), openmetrics=False)
-        assert gzip.decompress(b"".join(parts)) == first + f"live {n}\n".encode()
-    assert cache.compressions == 1
+async def test_scrapes_compress_only_the_live_families_not_the_cached_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pub = publisher()
+    deflated: list[int] = []
+    real = exposition.deflate_piece
 
-    second = b"metric_b 2\n" * 10_000  # a new render
-    async with anyio.create_task_group() as tg:  # concurrent scrapes share one compression
-        for _ in range(4):
-            tg.start_soon(functools.partial(cache.body, second, b"", openmetrics=False))
-    assert cache.compressions == 2
-    assert gzip.decompress(b"".join(await cache.body(second, b"", openmetrics=False))) == second
+    def counting(data: bytes) -> bytes:
+        deflated.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(exposition, "deflate_piece", counting)
+    async with client(pub, CollectorRegistry()) as test_client:
+        bodies = [gzip.decompress((await raw_get(test_client, "gzip"))[1]) for _ in range(5)]
+    assert deflated == []  # the render's pieces were deflated once, when they were rendered
+    assert all(body.startswith(pub.rendered.text) for body in bodies)
+
+
+async def test_a_render_deflates_only_the_parts_it_renders_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pub = publisher()
+    for n in range(20):  # another project, with many series of its own
+        pub.state.apply(updates.WorkflowUpdate("gh/acme/web", "main", f"wf-{n}", f"v{n}", 1,
+                                               "success", 20.0, 50.0, "u"))  # fmt: skip
+    await pub.publish_now()
+    deflated: list[bytes] = []
+    real = exposition.deflate_piece
+
+    def counting(data: bytes) -> bytes:
+        deflated.append(data)
+        return real(data)
+
+    monkeypatch.setattr(exposition, "deflate_piece", counting)
+    pub.state.apply(updates.WorkflowUpdate(P, "main", "build", "w2", 2, "failed", 60.0, 90.0, "u"))
+    await pub.publish_now()
+    assert deflated
+    assert not any(b"gh/acme/web" in data and b"wf-" in data for data in deflated)
+    head = pub.rendered.text_gzip
+    assert gzip.decompress(head.head + head.finish(b"")) == pub.rendered.text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ the timings are bench/render.py's."""
 
 from __future__ import annotations
 
+import gzip
 import random
 
 import pytest
@@ -255,6 +256,10 @@ async def test_incremental_renders_equal_a_render_from_scratch(seed: int) -> Non
             assert rig.publisher.rendered.text == text_at_last_render, f"step {n}"
         else:
             assert rig.publisher.rendered.openmetrics == openmetrics, f"step {n}"
+        gzip_head = rig.publisher.rendered.text_gzip
+        assert gzip.decompress(gzip_head.head + gzip_head.finish(b"x 1\n")) == (
+            rig.publisher.rendered.text + b"x 1\n"
+        )
     # The run exercised what it claims to: reused parts, unchanged publishes, expiry.
     assert rig.count("circleci_exporter_render_parts_total", "reused") > 0
     assert rig.count("circleci_exporter_publishes_total", "unchanged") > 0
