@@ -34,6 +34,7 @@ def create_app(
 ) -> Starlette:
     """`webhooks`: serve its endpoint here too (not when it has a listener of its own).
     `logs`: serve failed steps' log tails (None: `web.logs: false`)."""
+
     async def metrics(request: Request) -> Response:
         rendered = publisher.rendered
         openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
