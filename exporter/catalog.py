@@ -223,7 +223,8 @@ PROCESS = (
            "Duration of one collection cycle of one project.", "exporter"),
     Family("circleci_exporter_webhook_events_total", "counter", ("event", "outcome"),
            "Webhook deliveries received, by event type and outcome (applied, duplicate, "
-           "invalid_signature, malformed, ignored, too_large, timeout, overloaded).",
+           "invalid_signature, malformed, ignored, too_large, timeout, overloaded, other_shard: "
+           "a project another shard owns).",
            "exporter"),
     Family("circleci_exporter_webhook_dedupe_bytes", "gauge", (),
            "Bytes of event ids held for deduplication, at most webhooks.dedupe_max_bytes.",
@@ -266,6 +267,13 @@ PROCESS = (
     Family("circleci_exporter_stale_series_removed_total", "counter", ("kind",),
            "Series removed because nothing was seen of them for collect.series_ttl, by kind "
            "(workflow, job, branch).", "exporter"),
+    # shard (issue 15): sharding across replicas (docs/architecture.md §Sharding).
+    Family("circleci_exporter_shard_info", "info", ("shard", "total_shards"),
+           "This replica's shard and the number of shards (--shard, --total-shards); shard 0 "
+           "of 1 when unsharded.", "exporter"),
+    Family("circleci_exporter_shard_projects", "gauge", (),
+           "Projects this replica tracks: those of projects: and orgs: that its shard owns.",
+           "exporter"),
 )  # fmt: skip
 
 ALL = LIVE + INSIGHTS + SCHEDULES + EXPORTER + PROCESS

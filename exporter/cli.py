@@ -22,6 +22,7 @@ from exporter.settings import (
     load_settings,
     warn_about_abusive_intervals,
 )
+from exporter.sharding import check_url_template
 from exporter.web.listen import listen
 from exporter.web.webconfig import load_web_config
 
@@ -41,6 +42,8 @@ _FLAGS = {
         "listen_address",
         "host:port of a separate server for the webhook endpoint only (default: none)",
     ),
+    "shard": ("sharding", "shard", "this replica's shard, 0 to --total-shards - 1 (0)"),
+    "total-shards": ("sharding", "total_shards", "how many shards there are (1)"),
     "log.level": ("log", "level", "debug, info, warn (or warning) or error (info)"),
     "log.format": ("log", "format", "logfmt or json (logfmt)"),
 }
@@ -60,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, (_, _, text) in _FLAGS.items():
         parser.add_argument(f"--{flag}", dest=flag, metavar="VALUE", help=text)
+    parser.add_argument(
+        "--shard.from-pod-name",
+        dest="shard.from-pod-name",
+        action="store_true",
+        default=None,
+        help="take --shard from the ordinal suffix of this StatefulSet pod's name (env "
+        "POD_NAME, else HOSTNAME)",
+    )
     parser.add_argument(
         "--check-config",
         action="store_true",
@@ -89,9 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         "sync",
         help="create or update the webhooks of the tracked projects",
         description="Create or update the CircleCI webhook of every tracked project so that it "
-        "delivers workflow-completed and job-completed events, signed, to URL.",
+        "delivers workflow-completed and job-completed events, signed, to URL, or with "
+        "sharding to its owning shard's URL from TEMPLATE (every shard's projects at once).",
     )
-    sync.add_argument("--url", required=True, help="the public https URL of the endpoint")
+    target = sync.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="the public https URL of the endpoint")
+    target.add_argument(
+        "--url-template",
+        metavar="TEMPLATE",
+        help="with sharding: the endpoint of each project's owning shard, {shard} replaced by "
+        "its number, e.g. https://metrics.example.com/shard-{shard}/webhooks/circleci",
+    )
     sync.add_argument(
         "--secret-file",
         type=Path,
@@ -102,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: an absent sub-command --config must not hide the top-level one.
     sync.add_argument(
         "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help="YAML config"
+    )
+    sync.add_argument(
+        "--total-shards",
+        dest="total-shards",
+        metavar="M",
+        default=argparse.SUPPRESS,
+        help="how many shards there are, for --url-template (default: sharding.total_shards)",
     )
     sync.add_argument(
         "--dry-run", action="store_true", help="show what would change, change nothing"
@@ -170,9 +196,11 @@ def _add_backfill(commands: Any) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, dict[str, Any]] = {}
     for flag, (section, key, _) in _FLAGS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is not None:
             overrides.setdefault(section, {})[key] = value
+    if getattr(args, "shard.from-pod-name", None):
+        overrides.setdefault("sharding", {})["from_pod_name"] = True
     return overrides
 
 
@@ -193,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     config_file = args.config or _path_from_env("CIRCLECI_EXPORTER_CONFIG")
     try:
         settings = load_settings(config_file, _overrides(args))
+        settings.sharding.resolved()
         problems = [] if args.demo else _startup_problems(settings)
     except ConfigError as err:
         return _fail(err.problems)
@@ -271,17 +300,42 @@ def _webhooks_sync(args: argparse.Namespace) -> int:
             "webhooks sync: no signing secret: pass --secret-file, or set "
             "CIRCLECI_WEBHOOK_SECRET or webhooks.secret_files"
         )
-    if not args.url.startswith(("https://", "http://")):
-        problems.append(f"webhooks sync: --url {args.url!r} is not an http(s) URL")
+    problems += _webhook_target_problems(args.url, args.url_template, settings)
     if problems:
         return _fail(problems)
     configure_logging(settings.log.level, settings.log.format)
     # While rotating, the first secret is the new one: the one CircleCI should sign with.
-    run = functools.partial(run_sync, url=args.url, secret=secrets[0], dry_run=args.dry_run)
+    run = functools.partial(
+        run_sync,
+        url=args.url,
+        url_template=args.url_template,
+        secret=secrets[0],
+        dry_run=args.dry_run,
+    )
     results = anyio.run(run, settings)
     for result in results:
         print(result.line())
     return 1 if any(r.failed for r in results) else 0
+
+
+def _webhook_target_problems(
+    url: str | None, template: str | None, settings: Settings
+) -> list[str]:
+    if template is not None:
+        try:
+            check_url_template(template)
+        except ValueError as err:
+            return [f"webhooks sync: --url-template {err}"]
+        return []
+    assert url is not None  # argparse: exactly one of them
+    if not url.startswith(("https://", "http://")):
+        return [f"webhooks sync: --url {url!r} is not an http(s) URL"]
+    if settings.sharding.total_shards > 1:
+        return [
+            f"webhooks sync: --url sends every project's events to one URL, but there are "
+            f"{settings.sharding.total_shards} shards: use --url-template with {{shard}}"
+        ]
+    return []
 
 
 def _backfill(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 import anyio
 from prometheus_client import CollectorRegistry
@@ -22,7 +23,7 @@ from exporter.collect.insights import InsightsCollector
 from exporter.collect.live import LiveCollector
 from exporter.collect.schedules import ScheduleBook, ScheduleCollector
 from exporter.collect.step_logs import StepLogs, StepLogTelemetry
-from exporter.collect.telemetry import CollectTelemetry
+from exporter.collect.telemetry import CollectTelemetry, register_shard_metrics
 from exporter.settings import Settings
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore
@@ -74,15 +75,30 @@ class Components:
             tg.start_soon(self.publisher.run)
 
 
+class RequestRate(NamedTuple):
+    per_second: float
+    burst: int
+
+
+def request_rate(settings: Settings) -> RequestRate:
+    """This process's share of the API rate limit: all of `api.requests_per_second` and
+    `api.burst`, or with `collect.rate_limit_split` their part for one of the shards that share
+    a token (and so its rate limit)."""
+    api = settings.api
+    shares = settings.sharding.total_shards if settings.collect.rate_limit_split else 1
+    return RequestRate(api.requests_per_second / shares, max(1, api.burst // shares))
+
+
 def build_client(
     settings: Settings, registry: CollectorRegistry, *, transport: Transport | None = None
 ) -> CircleCIClient:
     """The API client with the process-wide rate limiter and its request metrics."""
     api = settings.api
+    rate = request_rate(settings)
     return CircleCIClient(
         api.url,
         api.resolved_token(),
-        limiter=RateLimiter(api.requests_per_second, api.burst, api.max_concurrency),
+        limiter=RateLimiter(rate.per_second, rate.burst, api.max_concurrency),
         telemetry=ApiTelemetry(registry),
         timeout=api.timeout,
         max_retries=api.max_retries,
@@ -113,7 +129,9 @@ def build_components(
 ) -> Components:
     """Every part, wired. The watch (see `State`) starts at `watch_start`, by default now by
     `clock`. The projects of `projects:` are tracked at once; those of `orgs:` when `live.run`
-    discovers them. `transport` carries the API requests (tests and benchmarks)."""
+    discovers them; with sharding, only those this shard owns. `transport` carries the API
+    requests (tests and benchmarks)."""
+    shard = settings.sharding.resolved()
     registry = CollectorRegistry(auto_describe=False)
     collect_telemetry = CollectTelemetry(registry)
     state = State(
@@ -152,9 +170,11 @@ def build_components(
         telemetry=collect_telemetry,
         schedules=schedule_book,
         clock=clock,
+        shard=shard,
     )
     for project in settings.projects:
         live.add_project(project.slug, project)
+    register_shard_metrics(registry, shard, lambda: len(live.projects))
     insights = None
     if insights_store is not None:
         insights = InsightsCollector(

@@ -38,6 +38,7 @@ from pydantic_settings import (
 )
 
 from exporter.durations import format_duration, parse_duration
+from exporter.sharding import Shard, ordinal_of_pod_name
 
 logger = logging.getLogger(__name__)
 
@@ -326,12 +327,74 @@ class CollectSettings(_Section):
         "so that one slow project cannot hold every slot.",
     )
 
+    rate_limit_split: bool = Field(
+        default=False,
+        description="Divide api.requests_per_second and api.burst by sharding.total_shards, "
+        "for shards that share one token (and so one rate limit). Off: each shard uses all "
+        "of it, e.g. with a token of its own.",
+    )
+
     def pipeline_pages(self) -> int:
         """`max_pipeline_pages`, or its default derived from `lookback`."""
         if self.max_pipeline_pages is not None:
             return self.max_pipeline_pages
         # A busy monorepo builds ~100 pipelines an hour; 20 pipelines to a page.
         return max(10, math.ceil(self.lookback / 3600 * 100 / 20))
+
+
+class ShardingSettings(_Section):
+    """Several replicas, each tracking only the projects whose slug hashes to its shard (kube-state-metrics' --shard and --total-shards; see docs/architecture.md, Sharding). Shards sharing one token share its rate limit: set `collect.rate_limit_split`, or give each shard its own token."""  # noqa: E501
+
+    shard: int | None = Field(
+        default=None, ge=0, description="This replica's shard, 0 to total_shards - 1 (--shard)."
+    )
+    total_shards: int = Field(
+        default=1, ge=1, le=1000, description="How many shards there are (--total-shards)."
+    )
+    from_pod_name: bool = Field(
+        default=False,
+        description="Take the shard from the ordinal suffix of this StatefulSet pod's name: "
+        "env POD_NAME, else HOSTNAME (--shard.from-pod-name).",
+    )
+
+    @model_validator(mode="after")
+    def _one_shard(self) -> ShardingSettings:
+        if self.shard is not None and self.from_pod_name:
+            raise ValueError("set shard or from_pod_name, not both")
+        if self.shard is not None and self.shard >= self.total_shards:
+            raise ValueError(f"shard {self.shard} must be below total_shards ({self.total_shards})")
+        return self
+
+    def resolved(self, environ: dict[str, str] | None = None) -> Shard:
+        """This replica's shard; with `from_pod_name`, read from `environ` (default: the
+        process environment). ConfigError, one line, when the pod name has no usable ordinal."""
+        if not self.from_pod_name:
+            if self.shard is None and self.total_shards > 1:
+                # Checked here, not when loading: `webhooks sync` needs only total_shards.
+                raise ConfigError(
+                    [f"sharding.total_shards is {self.total_shards}: say which shard this is "
+                     "with sharding.shard (--shard) or sharding.from_pod_name "
+                     "(--shard.from-pod-name)"]
+                )  # fmt: skip
+            return Shard(self.shard or 0, self.total_shards)
+        env = os.environ if environ is None else environ
+        source = next((name for name in ("POD_NAME", "HOSTNAME") if env.get(name)), None)
+        if source is None:
+            raise ConfigError(
+                ["sharding.from_pod_name: neither POD_NAME nor HOSTNAME is set; set POD_NAME "
+                 "from the downward API (metadata.name)"]
+            )  # fmt: skip
+        try:
+            ordinal = ordinal_of_pod_name(env[source])
+        except ValueError as err:
+            raise ConfigError([f"sharding.from_pod_name: {source}: {err}"]) from None
+        if ordinal >= self.total_shards:
+            raise ConfigError(
+                [f"sharding.from_pod_name: {source}: pod ordinal {ordinal} is not below "
+                 f"total_shards ({self.total_shards}); scale the StatefulSet to total_shards "
+                 "replicas"]
+            )  # fmt: skip
+        return Shard(ordinal, self.total_shards)
 
 
 class InsightsSettings(_Section):
@@ -569,6 +632,7 @@ class Settings(BaseSettings):
     orgs: list[OrgSettings] = Field(default=[], description="Orgs whose projects are discovered.")
     defaults: EffectiveBranchRules = EffectiveBranchRules()
     collect: CollectSettings = CollectSettings()
+    sharding: ShardingSettings = ShardingSettings()
     insights: InsightsSettings = InsightsSettings()
     metrics: MetricsSettings = MetricsSettings()
     api: ApiSettings = ApiSettings()

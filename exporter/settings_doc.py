@@ -170,7 +170,9 @@ def render() -> str:
         "",
         "## Command-line flags",
         "",
-        "Each `--section.key` flag sets `section.key` (dashes become underscores).",
+        "Each `--section.key` flag sets `section.key` (dashes become underscores);"
+        " `--shard`, `--total-shards` and `--shard.from-pod-name` set the `sharding` keys"
+        " (kube-state-metrics' spelling).",
         "",
         "```text",
         _help_text(),

@@ -10,7 +10,7 @@ mask differs from ours.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ from exporter.collect.discovery import discover_projects
 from exporter.collect.events import EVENT_TYPES
 from exporter.components import build_client
 from exporter.settings import Settings
+from exporter.sharding import owner_of, shard_url
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,18 @@ async def sync_webhooks(
     client: CircleCIClient,
     projects: Sequence[str],
     *,
-    url: str,
+    url_of: Callable[[str], str],
     secret: SecretStr,
     dry_run: bool = False,
 ) -> list[SyncResult]:
-    """One result per project, in the given order; API errors skip that project only."""
+    """One result per project, in the given order, its webhook delivering to `url_of(slug)`;
+    API errors skip that project only."""
     results = []
     for slug in projects:
         try:
-            result = await _sync_project(client, slug, url=url, secret=secret, dry_run=dry_run)
+            result = await _sync_project(
+                client, slug, url=url_of(slug), secret=secret, dry_run=dry_run
+            )
         except CircleCIError as err:
             result = SyncResult(slug, "skipped", str(err))
         results.append(result)
@@ -139,12 +143,16 @@ def _secret_may_match(masked: str | None, secret: SecretStr) -> bool:
 async def run_sync(
     settings: Settings,
     *,
-    url: str,
+    url: str | None = None,
+    url_template: str | None = None,
     secret: SecretStr,
     dry_run: bool = False,
     transport: Transport | None = None,
 ) -> list[SyncResult]:
-    """Sync the webhooks of every tracked project: `projects:`, then those `orgs:` discover."""
+    """Sync the webhooks of every tracked project: `projects:`, then those `orgs:` discover.
+    Each delivers to `url`, or with sharding to its owning shard's URL from `url_template`
+    (`{shard}` replaced): one run covers every shard's projects."""
+    url_of = _url_chooser(url, url_template, settings.sharding.total_shards)
     async with build_client(
         settings, CollectorRegistry(auto_describe=False), transport=transport
     ) as client:
@@ -159,5 +167,20 @@ async def run_sync(
                 results.append(SyncResult(org.slug, "skipped", f"discovery failed: {err}"))
                 continue
             projects += sorted(found - set(projects))
-        results += await sync_webhooks(client, projects, url=url, secret=secret, dry_run=dry_run)
+        results += await sync_webhooks(
+            client, projects, url_of=url_of, secret=secret, dry_run=dry_run
+        )
         return results
+
+
+def _url_chooser(
+    url: str | None, url_template: str | None, total_shards: int
+) -> Callable[[str], str]:
+    if (url is None) == (url_template is None):
+        raise ValueError("give exactly one of url and url_template")
+    if url_template is not None:
+        template = url_template
+        return lambda slug: shard_url(template, owner_of(slug, total_shards))
+    single = url
+    assert single is not None
+    return lambda slug: single

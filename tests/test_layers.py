@@ -24,6 +24,8 @@ LAYERS = {
     "exporter.log_tail": "foundation",  # what a step-log reader hands the web layer
     "exporter.settings": "foundation",
     "exporter.catalog": "foundation",  # the metric catalog, read by every layer naming one
+    "exporter.sharding": "foundation",  # which projects this replica owns, read by settings too
+    "exporter.webhook_outcome": "foundation",  # what apply_event hands the webhook receiver
     "exporter.circleci": "client",
     "exporter.state": "state",
     "exporter.collect": "collect",

@@ -21,8 +21,10 @@ from exporter.collect.project import ProjectCollector
 from exporter.collect.schedules import ScheduleBook
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import BranchRules, Settings
+from exporter.sharding import UNSHARDED, Shard
 from exporter.state import State
 from exporter.state.updates import JobUpdate
+from exporter.webhook_outcome import EventOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,10 @@ class LiveCollector:
         telemetry: CollectTelemetry,
         schedules: ScheduleBook | None = None,
         clock: Callable[[], float] = time.time,
+        shard: Shard = UNSHARDED,
     ) -> None:
         self.settings = settings
+        self.shard = shard
         self.schedules = schedules
         self.client = client
         self.state = state
@@ -69,8 +73,10 @@ class LiveCollector:
 
     def add_project(self, slug: str, rules: BranchRules) -> ProjectCollector | None:
         """Track a project; None when it is tracked already (slugs compare case-insensitively,
-        as CircleCI's do: an org feed may spell a configured project with other capitals)."""
-        if self.find(slug) is not None:
+        as CircleCI's do: an org feed may spell a configured project with other capitals) or
+        when another shard owns it. Every source of projects (`projects:`, `orgs:` discovery,
+        the org feed) comes through here, so this is where a shard keeps to its own."""
+        if not self.shard.owns(slug) or self.find(slug) is not None:
             return None
         collector = ProjectCollector(
             slug,
@@ -144,20 +150,23 @@ class LiveCollector:
                         self._start(tg, collector)
             await anyio.sleep(self.settings.collect.discovery_interval)
 
-    def apply_event(self, data: dict[str, object]) -> bool:
-        """Apply a verified, decoded webhook event like polling would: True when applied, False
-        when it is ignored (untracked project or branch, or an event polling must count).
-        Raises MalformedEvent (a ValueError) when the payload is not shaped like an event."""
+    def apply_event(self, data: dict[str, object]) -> EventOutcome:
+        """Apply a verified, decoded webhook event like polling would, and say what became of
+        it: applied, ignored (untracked project or branch, or an event polling must count) or
+        other_shard (another shard owns the project; nothing applied). Raises MalformedEvent (a
+        ValueError) when the payload is not shaped like an event."""
         try:
             parsed = parse_event(data)
         except UnusableEvent as err:
             logger.debug("ignored webhook event", extra={"reason": str(err)})
-            return False
+            return EventOutcome.IGNORED
+        if not self.shard.owns(parsed.project):
+            return EventOutcome.OTHER_SHARD
         collector = self.find(parsed.project)
         # Until the project is read, its policy does not know the default branch; polling
         # will see the run, so nothing is lost by ignoring the event.
         if collector is None or not collector.policy_known:
-            return False
+            return EventOutcome.IGNORED
         collector.note_webhook(self.clock())
         if collector.schedules is not None and isinstance(parsed, WorkflowCompleted):
             # Reaches scheduled runs on untracked branches too, whose workflows polling skips.
@@ -167,7 +176,7 @@ class LiveCollector:
             )
         place = collector.policy.place(*parsed.ref())
         if place is None:
-            return False
+            return EventOutcome.IGNORED
         # Under the tracked project's own spelling, whatever capitals the event used.
         update = parsed.update(place, collector.slug)
         self.state.apply(update)
@@ -177,4 +186,4 @@ class LiveCollector:
             and (update.stopped_at or update.created_at) >= self.state.watch_start
         ):
             collector.queue_job_details(update)
-        return True
+        return EventOutcome.APPLIED

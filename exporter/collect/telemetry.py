@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from exporter.catalog import BY_NAME
+from exporter.sharding import Shard
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +61,15 @@ class CollectTelemetry:
 
     def count_expired(self, kind: str, series: int) -> None:
         self._expired.labels(kind).inc(series)
+
+
+def register_shard_metrics(
+    registry: CollectorRegistry, shard: Shard, owned_projects: Callable[[], int]
+) -> None:
+    """circleci_exporter_shard_info and the number of projects this shard tracks, read at
+    each scrape."""
+    spec = BY_NAME["circleci_exporter_shard_info"]
+    info = Gauge(spec.name, spec.help, spec.labels, registry=registry)
+    info.labels(str(shard.index), str(shard.total)).set(1)
+    spec = BY_NAME["circleci_exporter_shard_projects"]
+    Gauge(spec.name, spec.help, registry=registry).set_function(owned_projects)

@@ -6,7 +6,8 @@ docs/circleci-api.md §Webhook deliveries).
 Statuses: 401 missing or bad signature, 413 body over 1 MiB, 408 body not received within
 `webhooks.body_timeout`, 503 more than `webhooks.max_connections` requests in flight, 400 not
 an event (also JSON nested too deep to parse), 202 an event that is not applied (unknown type,
-untracked project or branch), 200 applied or duplicate. Nothing is applied unless the request
+untracked project or branch, or a project another shard owns: outcome `other_shard`), 200
+applied or duplicate. Nothing is applied unless the request
 is verified and well-formed.
 
 This layer only verifies: applying an event to the collectors' picture is the callable it is
@@ -32,6 +33,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from exporter.catalog import BY_NAME
+from exporter.webhook_outcome import EventOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +51,15 @@ MAX_CONNECTIONS = 256
 
 OUTCOMES = (
     "applied", "duplicate", "invalid_signature", "malformed", "ignored", "too_large", "timeout",
-    "overloaded",
+    "overloaded", "other_shard",
 )  # fmt: skip
 # The `event` label of requests whose type is unknown or unverified: an attacker must not be
 # able to mint label values.
 OTHER_EVENT = "other"
 
-# A verified, decoded event → True when it was applied, False when it is ignored (untracked
-# project or branch); raises ValueError when the payload is not shaped like an event.
-ApplyEvent = Callable[[dict[str, object]], bool]
+# A verified, decoded event → what became of it (applied, ignored, other_shard); raises
+# ValueError when the payload is not shaped like an event.
+ApplyEvent = Callable[[dict[str, object]], EventOutcome]
 
 
 class WebhookTelemetry:
@@ -222,15 +224,15 @@ class WebhookReceiver:
             # A redelivery is byte-for-byte the event applied before: no need to parse it again.
             return _Result(200, "duplicate", event_type)
         try:
-            applied = self.apply(data)
+            outcome = self.apply(data)
         except ValueError as err:
             logger.warning("malformed webhook event", extra={"error": str(err)})
             return _Result(400, "malformed", event_type)
         except RecursionError:  # a body nested too deep for the parser
             logger.warning("malformed webhook event", extra={"error": "nested too deep"})
             return _Result(400, "malformed", event_type)
-        if not applied:
-            return _Result(202, "ignored", event_type)
+        if outcome is not EventOutcome.APPLIED:
+            return _Result(202, outcome.value, event_type)
         if isinstance(event_id, str):  # always, once `apply` accepted the event
             self.seen.add(event_id)
             self.telemetry.dedupe_bytes.set(self.seen.bytes)

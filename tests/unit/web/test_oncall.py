@@ -27,6 +27,7 @@ from exporter.state.updates import (
 from exporter.web.app import create_app
 from exporter.web.publisher import Publisher
 from exporter.web.webhooks import WebhookReceiver, WebhookTelemetry, webhook_app
+from exporter.webhook_outcome import EventOutcome
 
 pytestmark = pytest.mark.anyio
 
@@ -242,7 +243,7 @@ async def test_fallback_step_keeps_the_job_link_and_serves_no_log() -> None:
 async def test_the_webhook_listener_serves_no_on_call_route() -> None:
     receiver = WebhookReceiver(
         [SecretStr("s3cret")],
-        apply=lambda event: False,
+        apply=lambda event: EventOutcome.IGNORED,
         event_types=EVENT_TYPES,
         on_applied=lambda: None,
         telemetry=WebhookTelemetry(CollectorRegistry(), EVENT_TYPES),

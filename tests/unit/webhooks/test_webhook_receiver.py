@@ -19,6 +19,7 @@ from webhook_support import (
     with_changes,
 )
 
+from exporter.sharding import owner_of
 from exporter.web.webhooks import MAX_BODY, RecentIds, webhook_app
 from tests.fixtures import webhook_sample
 
@@ -136,6 +137,21 @@ async def test_events_of_untracked_projects_are_ignored(harness: Harness) -> Non
     assert response.status_code == 202
     assert runs(harness) == {}
     assert harness.events(WORKFLOW, "ignored") == 1
+
+
+async def test_events_of_another_shards_project_are_202_other_shard_and_not_applied() -> None:
+    # Of 3 shards, OAUTH is shard 2's and STANDALONE shard 0's: shard 0 tracks only STANDALONE.
+    assert (owner_of(OAUTH, 3), owner_of(STANDALONE, 3)) == (2, 0)
+    async for h in make_harness(sharding={"shard": 0, "total_shards": 3}):
+        assert list(h.collectors) == [STANDALONE]
+        await h.read_projects()
+        response = await h.post(webhook_sample("workflow-completed.github-oauth"))
+        assert (response.status_code, response.text) == (202, "other_shard\n")
+        assert h.events(WORKFLOW, "other_shard") == 1
+        assert h.events(WORKFLOW, "applied") == 0
+        assert runs(h) == {} and h.published == []
+        own = await h.post(webhook_sample("workflow-completed.standalone"))
+        assert (own.status_code, own.text) == (200, "applied\n")
 
 
 async def test_events_of_dropped_branches_are_ignored(harness: Harness) -> None:

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from exporter.cli import main
 from exporter.settings import Settings, load_settings
+from exporter.sharding import owner_of
 from exporter.simulator import RunningSimulator, SimConfig
 from exporter.simulator.webhooks import Webhook
 from exporter.webhook_sync import WEBHOOK_NAME, run_sync
@@ -115,3 +117,63 @@ async def test_unknown_project_is_skipped_and_the_others_synced(sim: RunningSimu
     results = await run_sync(settings, url=URL, secret=SECRET)
     assert [r.action for r in results] == ["skipped", "created"]
     assert results[0].failed and "404" in results[0].detail
+
+
+TEMPLATE = "https://metrics.example.com/shard-{shard}/webhooks/circleci"
+
+
+async def test_url_template_points_each_webhook_at_its_owning_shard() -> None:
+    config = SimConfig(projects=8, seed=3, history=timedelta(hours=1))
+    async with RunningSimulator(config) as sim:
+        settings = load_settings(
+            None,
+            {"api": {"url": sim.api_url, "token": sim.token, "max_retries": 0},
+             "projects": [{"slug": p.slug} for p in sim.world.projects],
+             "sharding": {"total_shards": 3}},  # no shard: sync covers every shard at once
+        )  # fmt: skip
+        results = await run_sync(settings, url_template=TEMPLATE, secret=SECRET)
+        assert [r.action for r in results] == ["created"] * 8
+        owners = {}
+        for index, project in enumerate(sim.world.projects):
+            owners[project.slug] = owner_of(project.slug, 3)
+            (hook,) = hooks(sim, index)
+            assert hook.url == TEMPLATE.format(shard=owners[project.slug])
+        assert len(set(owners.values())) > 1  # the projects really are spread
+        again = await run_sync(settings, url_template=TEMPLATE, secret=SECRET)
+        assert [r.action for r in again] == ["unchanged"] * 8
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--url", "https://x.example/webhooks/circleci"],
+         "webhooks sync: --url sends every project's events to one URL, but there are 3 "
+         "shards: use --url-template with {shard}"),
+        (["--url-template", "https://x.example/webhooks/circleci"],
+         "webhooks sync: --url-template 'https://x.example/webhooks/circleci' has no {shard} "
+         "field to put the shard number in"),
+        (["--url-template", "https://x.example/{shard}/{zone}"],
+         "webhooks sync: --url-template 'https://x.example/{shard}/{zone}': unknown field "
+         "{zone}; the only field is {shard}"),
+    ],
+)  # fmt: skip
+def test_sync_target_problems_are_one_line_errors(
+    args: list[str],
+    problem: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CIRCLECI_TOKEN", "t")
+    monkeypatch.setenv("CIRCLECI_WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("CIRCLECI_EXPORTER_PROJECTS", '[{"slug": "gh/acme/api"}]')
+    assert main(["webhooks", "sync", "--total-shards", "3", *args]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"circleci-exporter: {problem}"]
+
+
+def test_sync_url_and_url_template_exclude_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["webhooks", "sync", "--url", "https://a.example/", "--url-template", TEMPLATE])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

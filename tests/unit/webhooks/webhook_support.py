@@ -147,8 +147,10 @@ async def make_harness(
     secrets: tuple[str, ...] = (SECRET,),
     defaults: dict[str, Any] | None = None,
     api: FakeApi | None = None,
+    sharding: dict[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
-    """`defaults`: the `defaults:` branch rules of both projects."""
+    """`defaults`: the `defaults:` branch rules of both projects; `sharding`: this exporter's
+    `sharding:` section (default: unsharded)."""
     api = api or FakeApi()
     settings = load_settings(
         None,
@@ -159,6 +161,7 @@ async def make_harness(
             "defaults": defaults or {},
             "collect": {"lookback": TEN_YEARS, "series_ttl": TEN_YEARS},
             "webhooks": {"secret": ",".join(secrets)},
+            "sharding": sharding or {},
         },
     )  # fmt: skip
     published: list[int] = []
