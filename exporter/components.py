@@ -16,7 +16,14 @@ from typing import NamedTuple
 import anyio
 from prometheus_client import CollectorRegistry
 
-from exporter.circleci import ApiTelemetry, Backoff, CircleCIClient, RateLimiter, Transport
+from exporter.circleci import (
+    ApiTelemetry,
+    Backoff,
+    CircleCIClient,
+    RateLimiter,
+    Transport,
+    slugs,
+)
 from exporter.collect.events import EVENT_TYPES
 from exporter.collect.expiry import StaleSeriesExpiry
 from exporter.collect.insights import InsightsCollector
@@ -25,6 +32,7 @@ from exporter.collect.schedules import ScheduleBook, ScheduleCollector
 from exporter.collect.step_logs import StepLogs, StepLogTelemetry
 from exporter.collect.telemetry import CollectTelemetry, register_shard_metrics
 from exporter.settings import Settings
+from exporter.sharding import Shard
 from exporter.state import Buckets, State
 from exporter.state.insights import InsightsStore
 from exporter.state.schedules import ScheduleStore
@@ -120,6 +128,15 @@ def buckets(settings: Settings) -> Buckets:
     )
 
 
+def insights_orgs(settings: Settings, shard: Shard) -> set[str]:
+    """The orgs whose Insights summary this replica reads: those of `orgs:` and of the
+    projects under `projects:` (every tracked project belongs to one of them), each read by the
+    one shard that owns the org's slug, so that no org-level series comes from two shards."""
+    orgs = {org.slug for org in settings.orgs}
+    orgs |= {slugs.org_slug_of(project.slug) for project in settings.projects}
+    return {org for org in orgs if shard.owns(org)}
+
+
 def build_components(
     settings: Settings,
     *,
@@ -183,6 +200,7 @@ def build_components(
             state=state,
             store=insights_store,
             tracked=lambda: {slug: p.policy for slug, p in live.projects.items()},
+            orgs=lambda: insights_orgs(settings, live.shard),
             on_sweep=publisher.request,
             telemetry=collect_telemetry,
             clock=clock,

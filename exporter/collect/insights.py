@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple, TypeVar
 
 import anyio
 
-from exporter.circleci import CircleCIClient, CircleCIError, models, slugs
+from exporter.circleci import CircleCIClient, CircleCIError, models
 from exporter.collect.branches import BranchPolicy
 from exporter.collect.telemetry import CollectTelemetry
 from exporter.settings import Settings
@@ -260,7 +260,8 @@ class InsightsCollector:
     """Sweeps the tracked projects, then their orgs, every `collect.insights_interval`.
 
     `tracked()` gives the projects the live collector tracks now (discovered ones included),
-    each with its branch policy.
+    each with its branch policy; `orgs()` the orgs whose summary this replica reads (with
+    sharding, each org's summary is read by one shard only).
     """
 
     def __init__(
@@ -271,6 +272,7 @@ class InsightsCollector:
         state: State,
         store: InsightsStore,
         tracked: Callable[[], Mapping[str, BranchPolicy]],
+        orgs: Callable[[], Iterable[str]],
         on_sweep: Callable[[], None],
         telemetry: CollectTelemetry,
         clock: Callable[[], float] = time.time,
@@ -280,6 +282,7 @@ class InsightsCollector:
         self.state = state
         self.store = store
         self.tracked = tracked
+        self.orgs = orgs
         self.on_sweep = on_sweep
         self.telemetry = telemetry
         self.clock = clock
@@ -298,7 +301,7 @@ class InsightsCollector:
         for slug in sorted(projects):
             await self.collect_project(slug, projects[slug])
             self.on_sweep()
-        for org in sorted({slugs.org_slug_of(slug) for slug in projects}):
+        for org in sorted(set(self.orgs())):
             await self.collect_org(org)
         self.on_sweep()
         self.sweeps += 1

@@ -142,6 +142,7 @@ class Harness:
             state=self.state,
             store=self.store,
             tracked=lambda: self.tracked,
+            orgs=lambda: {slug.rsplit("/", 1)[0] for slug in self.tracked},
             on_sweep=self._published,
             telemetry=CollectTelemetry(CollectorRegistry()),
             clock=lambda: NOW,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from exporter.cli import main
-from exporter.components import build_components, request_rate
+from exporter.components import build_components, insights_orgs, request_rate
 from exporter.settings import ConfigError, OrgSettings, load_settings
 from exporter.sharding import (
     Shard,
@@ -277,3 +277,18 @@ def test_cli_shard_from_pod_name_is_a_setting_too(
     assert main(["--shard.from-pod-name", "--total-shards", "3", "--check-config"]) == 0
     sharding = yaml.safe_load(capsys.readouterr().out)["sharding"]
     assert sharding == {"shard": None, "total_shards": 3, "from_pod_name": True}
+
+
+def test_each_orgs_insights_summary_is_read_by_exactly_one_shard() -> None:
+    config = {
+        "orgs": [{"slug": "gh/acme"}, {"slug": "bb/team"}],
+        "projects": [{"slug": "gh/other/api"}, {"slug": "github/acme/web"}],
+    }
+    everything = insights_orgs(load_settings(None, config), Shard())
+    assert everything == {"gh/acme", "bb/team", "gh/other"}
+    readers = Counter(
+        org
+        for index in range(3)
+        for org in insights_orgs(load_settings(None, config), Shard(index, 3))
+    )
+    assert readers == dict.fromkeys(everything, 1)
