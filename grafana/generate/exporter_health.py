@@ -1,4 +1,9 @@
-"""CircleCI / Exporter: is the exporter itself healthy, and how hard does it use the API?"""
+"""CircleCI / Exporter: is the exporter itself healthy, and how hard does it use the API?
+
+With sharding (docs/architecture.md, Sharding) several exporters, one per shard, are scraped as
+instances of one job: the `instance` variable picks them, and the panels about the exporter
+itself show each instance on its own, since one shard's trouble is not the others'.
+"""
 
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common as common_models
@@ -7,11 +12,15 @@ from .common import (
     EXPORTER_UID,
     bar_gauge_panel,
     base_dashboard,
+    label_variable,
     query,
     row,
     stat_panel,
     timeseries_panel,
 )
+
+# Every query keeps to the instances picked in the `instance` variable.
+INSTANCES = 'instance=~"$instance"'
 
 
 def _status_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dashboard:
@@ -20,8 +29,8 @@ def _status_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.D
         "Projects whose last collection succeeded, out of all tracked projects.",
         "none",
         [
-            query("sum(circleci_up)", "up", instant=True),
-            query("count(circleci_up)", "tracked", instant=True),
+            query(f"sum(circleci_up{{{INSTANCES}}})", "up", instant=True),
+            query(f"count(circleci_up{{{INSTANCES}}})", "tracked", instant=True),
         ],
         steps=((None, "blue"),),
         span=6,
@@ -30,25 +39,25 @@ def _status_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.D
         "Projects failing collection",
         "Projects whose last collection failed.",
         "none",
-        [query("count(circleci_up == 0) or vector(0)", instant=True)],
+        [query(f"count(circleci_up{{{INSTANCES}}} == 0) or vector(0)", instant=True)],
         steps=((None, "green"), (1, "red")),
         span=6,
     )
     series = stat_panel(
         "Series exposed",
-        "Series in the exporter's last snapshot.",
+        "Series in the exporters' last snapshots, all picked instances together.",
         "none",
-        [query("sum(circleci_exporter_series)", instant=True)],
+        [query(f"sum(circleci_exporter_series{{{INSTANCES}}})", instant=True)],
         steps=((None, "blue"),),
         span=6,
     )
     version = stat_panel(
         "Exporter version",
-        "Version of the running exporter and of its Python.",
+        "Version of each running exporter and of its Python.",
         "none",
         [
             query(
-                "circleci_exporter_build_info",
+                f"circleci_exporter_build_info{{{INSTANCES}}}",
                 "{{version}} (Python {{python_version}})",
                 instant=True,
             )
@@ -56,24 +65,43 @@ def _status_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.D
         steps=((None, "text"),),
         span=6,
     ).text_mode(common_models.BigValueTextMode.NAME)
+    shards = bar_gauge_panel(
+        "Projects per shard",
+        "Projects each exporter tracks: with --shard/--total-shards, those whose slug hashes to"
+        " its shard; one exporter unsharded is shard 0 of 1.",
+        "none",
+        [
+            query(
+                f"circleci_exporter_shard_projects{{{INSTANCES}}}\n"
+                "* on (job, instance) group_left (shard, total_shards)"
+                f" circleci_exporter_shard_info{{{INSTANCES}}}",
+                "shard {{shard}} of {{total_shards}} · {{instance}}",
+                instant=True,
+            )
+        ],
+        steps=((None, "blue"),),
+        span=24,
+    )
     return (
         dashboard.with_row(row("Status"))
         .with_panel(projects_up)
         .with_panel(projects_down)
         .with_panel(series)
         .with_panel(version)
+        .with_panel(shards)
     )
 
 
 def _api_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dashboard:
     requests = timeseries_panel(
         "API requests by endpoint and code",
-        "CircleCI API requests per second; `code` is the HTTP status or `error`.",
+        "CircleCI API requests per second, all picked instances together (shards sharing a"
+        " token share its rate limit); `code` is the HTTP status or `error`.",
         "reqps",
         [
             query(
                 "sum by (endpoint, code) "
-                "(rate(circleci_exporter_api_requests_total[$__rate_interval]))",
+                f"(rate(circleci_exporter_api_requests_total{{{INSTANCES}}}[$__rate_interval]))",
                 "{{endpoint}} {{code}}",
             )
         ],
@@ -86,7 +114,8 @@ def _api_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dash
         [
             query(
                 "histogram_quantile(0.95, sum by (le, endpoint) "
-                "(rate(circleci_exporter_api_request_duration_seconds_bucket[$__rate_interval])))",
+                "(rate(circleci_exporter_api_request_duration_seconds_bucket"
+                f"{{{INSTANCES}}}[$__rate_interval])))",
                 "{{endpoint}}",
             )
         ],
@@ -98,7 +127,7 @@ def _api_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dash
         [
             query(
                 "sum by (endpoint, reason) "
-                "(rate(circleci_exporter_api_retries_total[$__rate_interval]))",
+                f"(rate(circleci_exporter_api_retries_total{{{INSTANCES}}}[$__rate_interval]))",
                 "{{endpoint}} {{reason}}",
             )
         ],
@@ -106,13 +135,13 @@ def _api_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dash
     )
     throttled = timeseries_panel(
         "Rate-limited responses (429)",
-        "Responses per second in which CircleCI asked the exporter to slow down.",
+        "Responses per second in which CircleCI asked an exporter to slow down, per instance.",
         "reqps",
         [
             query(
-                'sum by (endpoint) (rate(circleci_exporter_api_requests_total{code="429"}'
-                "[$__rate_interval]))",
-                "{{endpoint}}",
+                "sum by (instance, endpoint) (rate(circleci_exporter_api_requests_total"
+                f'{{code="429", {INSTANCES}}}[$__rate_interval]))',
+                "{{instance}} · {{endpoint}}",
             )
         ],
     )
@@ -126,16 +155,17 @@ def _api_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dash
 
 
 def _collection_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builders.Dashboard:
-    age = "time() - circleci_exporter_last_success_timestamp_seconds"
+    age = f"time() - circleci_exporter_last_success_timestamp_seconds{{{INSTANCES}}}"
     freshness = bar_gauge_panel(
         "Collection age in intervals",
         "Age of the last successful collection divided by that collector's interval, per"
-        " project: about 1 is healthy, above 3 means collections fail or fall behind.",
+        " project: about 1 is healthy, above 3 means collections fail or fall behind. Each"
+        " project is divided by the interval of the exporter (shard) that collects it.",
         "none",
         [
             query(
-                f"({age})\n/ on (collector) group_left ()"
-                " max by (collector) (circleci_exporter_collect_interval_seconds)",
+                f"({age})\n/ on (job, instance, collector) group_left ()"
+                f" circleci_exporter_collect_interval_seconds{{{INSTANCES}}}",
                 "{{project}} · {{collector}}",
                 instant=True,
             )
@@ -155,37 +185,40 @@ def _collection_row(dashboard: dashboard_builders.Dashboard) -> dashboard_builde
         [
             query(
                 "sum by (project, collector) "
-                "(rate(circleci_exporter_collect_errors_total[$__rate_interval]))",
+                f"(rate(circleci_exporter_collect_errors_total{{{INSTANCES}}}[$__rate_interval]))",
                 "{{project}} · {{collector}}",
             )
         ],
     )
     cycle = timeseries_panel(
         "Collection cycle duration p95",
-        "95th percentile of how long one collection cycle takes, per collector.",
+        "95th percentile of how long one collection cycle takes, per instance and collector.",
         "s",
         [
             query(
-                "histogram_quantile(0.95, sum by (le, collector) "
-                "(rate(circleci_exporter_collect_duration_seconds_bucket[$__rate_interval])))",
-                "{{collector}}",
+                "histogram_quantile(0.95, sum by (instance, le, collector) "
+                "(rate(circleci_exporter_collect_duration_seconds_bucket"
+                f"{{{INSTANCES}}}[$__rate_interval])))",
+                "{{instance}} · {{collector}}",
             )
         ],
     )
     series = timeseries_panel(
         "Series count",
-        "Series in the exporter's snapshot over time; growth means more branches, jobs or tests.",
+        "Series in each exporter's snapshot over time; growth means more branches, jobs or tests.",
         "none",
-        [query("sum(circleci_exporter_series)", "series")],
+        [query(f"sum by (instance) (circleci_exporter_series{{{INSTANCES}}})", "{{instance}}")],
     )
     webhooks = timeseries_panel(
         "Webhook events",
-        "Webhook deliveries per second, by event and outcome.",
+        "Webhook deliveries per second, by event and outcome; other_shard: an event for a"
+        " project another shard owns (its webhook points at the wrong shard: rerun webhooks"
+        " sync --url-template).",
         "ops",
         [
             query(
                 "sum by (event, outcome) "
-                "(rate(circleci_exporter_webhook_events_total[$__rate_interval]))",
+                f"(rate(circleci_exporter_webhook_events_total{{{INSTANCES}}}[$__rate_interval]))",
                 "{{event}} {{outcome}}",
             )
         ],
@@ -207,6 +240,9 @@ def build() -> dashboard_builders.Dashboard:
         EXPORTER_UID,
         "CircleCI / Exporter",
         "The exporter itself: CircleCI API requests, latency, retries and 429s; collection"
-        " freshness and errors per project; the number of series it exposes.",
+        " freshness and errors per project; the number of series it exposes; with sharding,"
+        " each shard's exporter.",
+    ).with_variable(
+        label_variable("instance", "Instance", "circleci_exporter_build_info", multi=True)
     )
     return _collection_row(_api_row(_status_row(dashboard)))

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 BASE = KUBERNETES / "base"
 OPERATOR = KUBERNETES / "overlays" / "prometheus-operator"
+SHARDED = KUBERNETES / "overlays" / "sharded"
 WEBHOOKS = KUBERNETES / "components" / "webhooks"
 # The oldest and the newest Kubernetes the schemas in kubernetes-validate cover.
 KUBERNETES_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
@@ -48,15 +49,15 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def _with_webhooks(directory: Path) -> Path:
-    """A user's overlay in `directory`: the operator overlay plus the webhooks component."""
+def _with_webhooks(directory: Path, overlay: Path = OPERATOR) -> Path:
+    """A user's overlay in `directory`: `overlay` plus the webhooks component."""
     (directory / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 # kustomize takes only relative paths to other kustomizations.
-                "resources": [os.path.relpath(OPERATOR, directory)],
+                "resources": [os.path.relpath(overlay, directory)],
                 "components": [os.path.relpath(WEBHOOKS, directory)],
             }
         )
@@ -70,14 +71,20 @@ Objects = tuple[dict[str, Any], ...]
 @pytest.fixture(scope="module")
 def renderings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Objects]:
     hooked = _with_webhooks(tmp_path_factory.mktemp("kustomize-webhooks"))
+    sharded_hooked = _with_webhooks(tmp_path_factory.mktemp("kustomize-sharded-webhooks"), SHARDED)
     return {
         "base": tuple(kustomize(BASE)),
         "prometheus-operator": tuple(kustomize(OPERATOR)),
         "prometheus-operator+webhooks": tuple(kustomize(hooked)),
+        "sharded": tuple(kustomize(SHARDED)),
+        "sharded+webhooks": tuple(kustomize(sharded_hooked)),
     }
 
 
-RENDERINGS = ["base", "prometheus-operator", "prometheus-operator+webhooks"]
+RENDERINGS = [
+    "base", "prometheus-operator", "prometheus-operator+webhooks", "sharded", "sharded+webhooks",
+]  # fmt: skip
+WORKLOADS = {"Deployment", "StatefulSet"}
 
 
 def one(objects: Objects, kind: str) -> dict[str, Any]:
@@ -85,15 +92,20 @@ def one(objects: Objects, kind: str) -> dict[str, Any]:
     return found
 
 
+def workload(objects: Objects) -> dict[str, Any]:
+    """The exporter's Deployment, or its StatefulSet when sharded: never both."""
+    (found,) = [o for o in objects if o["kind"] in WORKLOADS]
+    return found
+
+
 def container(objects: Objects) -> dict[str, Any]:
-    (exporter,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (exporter,) = workload(objects)["spec"]["template"]["spec"]["containers"]
     return exporter
 
 
 def test_every_overlay_is_rendered() -> None:
     overlays = {p.name for p in (KUBERNETES / "overlays").iterdir() if p.is_dir()}
-    # The `sharded` overlay belongs to the scale issue (15) and lands with its sharding flags.
-    assert overlays == {"prometheus-operator"}
+    assert overlays == {"prometheus-operator", "sharded"}
 
 
 @pytest.mark.parametrize("name", RENDERINGS)
@@ -103,8 +115,9 @@ def test_built_in_objects_validate_against_the_kubernetes_schemas(
 ) -> None:
     built_in = [o for o in renderings[name] if o["kind"] not in CUSTOM_KINDS]
     assert {o["kind"] for o in built_in} >= {
-        "Deployment", "Service", "ServiceAccount", "ConfigMap", "NetworkPolicy",
+        "Service", "ServiceAccount", "ConfigMap", "NetworkPolicy",
     }  # fmt: skip
+    assert workload(renderings[name])
     for obj in built_in:
         kubernetes_validate.validate(obj, version, strict=True)
 
@@ -119,9 +132,10 @@ def test_custom_objects_are_the_operator_kinds(renderings: dict[str, Objects]) -
             assert obj["apiVersion"] == "monitoring.coreos.com/v1"
 
 
-def test_the_deployment_is_hardened(renderings: dict[str, Objects]) -> None:
-    objects = renderings["base"]
-    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("name", ["base", "sharded"])
+def test_the_deployment_is_hardened(renderings: dict[str, Objects], name: str) -> None:
+    objects = renderings[name]
+    pod = workload(objects)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["automountServiceAccountToken"] is False
@@ -144,7 +158,7 @@ def test_probes_use_healthz_and_readyz_on_the_metrics_port(renderings: dict[str,
 
 
 def _mount_of(objects: Objects, volume_source: str) -> tuple[str, Any]:
-    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = workload(objects)["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if volume_source in v]
     (mount,) = [m for m in container(objects)["volumeMounts"] if m["name"] == volume["name"]]
     return mount["mountPath"], volume[volume_source]
@@ -215,6 +229,65 @@ def test_the_service_monitor_scrapes_the_service_metrics_port(
     (endpoint,) = monitor["endpoints"]
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
+
+
+def test_the_sharded_overlay_runs_one_shard_per_stateful_set_pod(
+    renderings: dict[str, Objects],
+) -> None:
+    objects = renderings["sharded"]
+    assert not [o for o in objects if o["kind"] == "Deployment"]
+    stateful = one(objects, "StatefulSet")["spec"]
+    replicas = stateful["replicas"]
+    assert replicas > 1
+    exporter = container(objects)
+    assert "--shard.from-pod-name" in exporter["args"]
+    (total,) = [a for a in exporter["args"] if a.startswith("--total-shards=")]
+    assert total == f"--total-shards={replicas}"  # one pod per shard, none missing or extra
+    env = {e["name"]: e for e in exporter["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["CIRCLECI_EXPORTER_COLLECT__RATE_LIMIT_SPLIT"]["value"] == "true"
+    # Each pod's name gives it its own shard, with these very flags.
+    name = one(objects, "StatefulSet")["metadata"]["name"]
+    for ordinal in range(replicas):
+        settings = load_settings(
+            None, {"sharding": {"from_pod_name": True, "total_shards": replicas}}
+        )
+        shard = settings.sharding.resolved({"POD_NAME": f"{name}-{ordinal}"})
+        assert (shard.index, shard.total) == (ordinal, replicas)
+    # The pod template is the base Deployment's, plus the sharding flags and variables.
+    base = one(renderings["base"], "Deployment")["spec"]["template"]
+    sharded = yaml.safe_load(yaml.safe_dump(stateful["template"]))
+    (sharded_container,) = sharded["spec"]["containers"]
+    sharded_container["args"] = [a for a in sharded_container["args"] if "shard" not in a]
+    sharded_container["env"] = [e for e in sharded_container["env"] if e["name"] in {
+        e["name"] for e in container(renderings["base"])["env"]}]  # fmt: skip
+    assert sharded == base
+
+
+def test_the_sharded_pods_are_scraped_each_once(renderings: dict[str, Objects]) -> None:
+    objects = renderings["sharded"]
+    monitor = one(objects, "ServiceMonitor")["spec"]
+    selected = [
+        o
+        for o in objects
+        if o["kind"] == "Service"
+        and monitor["selector"]["matchLabels"].items() <= o["metadata"]["labels"].items()
+    ]
+    # One headless Service: its endpoints are the pods themselves, each one target (instance).
+    (service,) = selected
+    assert service["spec"]["clusterIP"] == "None"
+    assert one(objects, "StatefulSet")["spec"]["serviceName"] == service["metadata"]["name"]
+    pod_labels = one(objects, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    stateful = one(objects, "StatefulSet")["spec"]
+    assert stateful["selector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_the_webhooks_component_reaches_the_shards_too(renderings: dict[str, Objects]) -> None:
+    exporter = container(renderings["sharded+webhooks"])
+    assert "--webhook.listen-address=:10028" in exporter["args"]
+    assert "--shard.from-pod-name" in exporter["args"]
+    assert {p["name"] for p in exporter["ports"]} == {"metrics", "webhooks"}
 
 
 @pytest.mark.parametrize("rule_file", _generator().RULE_FILES, ids=lambda p: p.stem)
