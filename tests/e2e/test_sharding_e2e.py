@@ -28,6 +28,7 @@ from exporter.catalog import BY_NAME
 from exporter.sharding import owner_of
 from exporter.simulator import RunningSimulator, SimClock, SimConfig
 from tests.conftest import EXPORTER, Samples, exposition_samples
+from tests.e2e.test_exporter_process import stop
 from tests.rules.binaries import free_port
 
 pytestmark = pytest.mark.anyio
@@ -45,13 +46,6 @@ class Exporter:
     url: str
     process: Process
     log: Path
-
-
-async def stop(process: Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        with anyio.fail_after(15):
-            await process.wait()
 
 
 @asynccontextmanager
