@@ -25,7 +25,7 @@ import yaml
 from anyio.abc import Process
 
 from exporter.catalog import BY_NAME
-from exporter.sharding import owner_of
+from exporter.sharding import Shard, owner_of
 from exporter.simulator import RunningSimulator, SimClock, SimConfig
 from tests.conftest import EXPORTER, Samples, exposition_samples
 from tests.e2e.test_exporter_process import stop
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "CCIPAT_shard-e2e-token-0123456789"
 PROJECTS = 12
+ORG = "gh/ocean-labs"  # the simulator's GitHub org: its projects are discovered
 # Per-project self-metrics that are about the collection, not the organisation; compared as a
 # set of projects, not values (their values are timestamps of each process's own clock).
 PER_PROJECT_SELF = ("circleci_up", "circleci_exporter_last_success_timestamp_seconds")
@@ -43,6 +44,7 @@ PER_PROJECT_SELF = ("circleci_up", "circleci_exporter_last_success_timestamp_sec
 @dataclass
 class Exporter:
     name: str
+    shard: Shard
     url: str
     process: Process
     log: Path
@@ -50,17 +52,21 @@ class Exporter:
 
 @asynccontextmanager
 async def exporter_process(
-    tmp_path: Path, sim: RunningSimulator, name: str, flags: list[str], env: dict[str, str]
+    tmp_path: Path,
+    sim: RunningSimulator,
+    name: str,
+    shard: Shard,
+    flags: list[str],
+    env: dict[str, str],
 ) -> AsyncIterator[Exporter]:
     # The GitHub org's projects are discovered, the others listed.
-    org = "gh/ocean-labs"
-    listed = [{"slug": p.slug} for p in sim.world.projects if not p.slug.startswith(f"{org}/")]
-    assert len(listed) < PROJECTS
+    listed = [{"slug": p.slug} for p in sim.world.projects if p.slug not in discovered(sim)]
+    assert 0 < len(listed) < PROJECTS
     config = tmp_path / f"{name}.yml"
     config.write_text(
         yaml.safe_dump(
             {
-                "orgs": [{"slug": org}],
+                "orgs": [{"slug": ORG}],
                 "projects": listed,
                 "collect": {"interval": "1h"},
                 "api": {"requests_per_second": 500, "burst": 100},
@@ -76,32 +82,58 @@ async def exporter_process(
             command, stdout=out, stderr=subprocess.STDOUT, env={**base, **env}
         )
     try:
-        yield Exporter(name, f"http://{address}", process, log)
+        yield Exporter(name, shard, f"http://{address}", process, log)
     finally:
         await stop(process)
 
 
-async def settled_samples(client: httpx.AsyncClient, exporter: Exporter) -> Samples:
-    """The exporter's samples once it is ready and neither its requests nor its series move
-    any more (the Insights sweep and the schedule reads finish after readiness)."""
-    with anyio.fail_after(90):
-        while (await _get(client, f"{exporter.url}/readyz")) != 200:
-            assert exporter.process.returncode is None, exporter.log.read_text()
-            await anyio.sleep(0.2)
+def collections_due(sim: RunningSimulator, shard: Shard) -> set[tuple[str, str]]:
+    """(key, collector) of each collection an exporter makes at start-up: every project it owns
+    by the live collector, the listed ones by the Insights and schedules collectors too (their
+    first sweep starts before discovery has found the others, which wait for the next one), and
+    every org it owns by Insights."""
+    owned = {p.slug for p in sim.world.projects if shard.owns(p.slug)}
+    due = {(slug, "live") for slug in owned}
+    due |= {(slug, c) for slug in owned - discovered(sim) for c in ("insights", "schedules")}
+    orgs = {p.slug.rsplit("/", 1)[0] for p in sim.world.projects}
+    return due | {(org, "insights") for org in orgs if shard.owns(org)}
+
+
+def discovered(sim: RunningSimulator) -> set[str]:
+    return {p.slug for p in sim.world.projects if p.slug.startswith(f"{ORG}/")}
+
+
+def collections_done(samples: Samples) -> set[tuple[str, str]]:
+    return {
+        (dict(labels)["project"], dict(labels)["collector"])
+        for name, labels in samples
+        if name == "circleci_exporter_last_success_timestamp_seconds"
+    }
+
+
+async def settled_samples(
+    client: httpx.AsyncClient, exporter: Exporter, due: set[tuple[str, str]]
+) -> Samples:
+    """The exporter's samples once every start-up collection has succeeded (the Insights sweep
+    and the schedule reads finish after readiness) and two scrapes agree."""
+    missing = due
+    with anyio.move_on_after(120):
         previous: Samples | None = None
         while True:
             await anyio.sleep(1.5)  # the publisher renders at most once a second
-            samples = exposition_samples((await client.get(f"{exporter.url}/metrics")).text)
+            assert exporter.process.returncode is None, exporter.log.read_text()
+            try:
+                body = (await client.get(f"{exporter.url}/metrics")).text
+            except httpx.TransportError:
+                continue  # not listening yet
+            samples = exposition_samples(body)
+            missing = due - collections_done(samples)
+            if missing:
+                continue
             if previous is not None and stable(previous) == stable(samples):
                 return samples
             previous = samples
-
-
-async def _get(client: httpx.AsyncClient, url: str) -> int:
-    try:
-        return (await client.get(url)).status_code
-    except httpx.TransportError:
-        return 0
+    raise AssertionError(f"{exporter.name} has not settled; not collected yet: {sorted(missing)}")
 
 
 def stable(samples: Samples) -> tuple[Samples, float]:
@@ -142,21 +174,21 @@ async def test_three_shards_serve_together_what_one_process_serves(tmp_path: Pat
         httpx.AsyncClient(timeout=30) as client,
     ):
         runs = [
-            ("whole", [], {}),
-            ("shard-0", ["--shard", "0", "--total-shards", "3"], {}),
-            ("shard-1", ["--shard", "1", "--total-shards", "3"], {}),
+            ("whole", Shard(), [], {}),
+            ("shard-0", Shard(0, 3), ["--shard", "0", "--total-shards", "3"], {}),
+            ("shard-1", Shard(1, 3), ["--shard", "1", "--total-shards", "3"], {}),
             # As in the `sharded` Kubernetes overlay: the ordinal of the StatefulSet pod.
-            ("shard-2", ["--shard.from-pod-name", "--total-shards", "3"],
+            ("shard-2", Shard(2, 3), ["--shard.from-pod-name", "--total-shards", "3"],
              {"POD_NAME": "circleci-exporter-2"}),
         ]  # fmt: skip
         exporters = [
-            await stack.enter_async_context(exporter_process(tmp_path, sim, name, flags, env))
-            for name, flags, env in runs
+            await stack.enter_async_context(exporter_process(tmp_path, sim, *run)) for run in runs
         ]
         got: dict[str, Samples] = {}
 
         async def collect(exporter: Exporter) -> None:
-            got[exporter.name] = await settled_samples(client, exporter)
+            due = collections_due(sim, exporter.shard)
+            got[exporter.name] = await settled_samples(client, exporter, due)
 
         async with anyio.create_task_group() as tg:
             for exporter in exporters:
