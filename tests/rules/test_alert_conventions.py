@@ -38,6 +38,7 @@ def test_the_issue_alerts_exist() -> None:
         "CircleCIPipelineConfigErrors",
         "CircleCIFlakyTestsIncreasing",
         "CircleCIExporterDown",
+        "CircleCIExporterShardDown",
         "CircleCIExporterProjectDown",
         "CircleCIExporterRateLimited",
         "CircleCIExporterDataStale",
