@@ -39,6 +39,7 @@ def test_the_issue_alerts_exist() -> None:
         "CircleCIFlakyTestsIncreasing",
         "CircleCIExporterDown",
         "CircleCIExporterShardDown",
+        "CircleCIExporterShardsInconsistent",
         "CircleCIExporterProjectDown",
         "CircleCIExporterRateLimited",
         "CircleCIExporterDataStale",
