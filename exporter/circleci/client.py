@@ -727,7 +727,12 @@ class CircleCIClient:
             raise MalformedResponseError(
                 operation, f"response is not JSON (HTTP {response.status_code}): {snippet!r}"
             ) from None
-        return data if shape is None else shape(data)
+        if shape is None:
+            return data
+        # Cleaned here, in one pass when needed at all, so that the models skip it (`_validate`).
+        if not models.json_text_is_clean(response.body):
+            data = models.clean_text(data)
+        return shape(data)
 
     def _final_error(
         self,
@@ -805,9 +810,11 @@ def _retry_reason(status_code: int) -> str | None:
     return None
 
 
-def _validate(operation: str, validate: Callable[[Any], ValidatedT], data: Any) -> ValidatedT:
+def _validate(operation: str, validate: Callable[..., ValidatedT], data: Any) -> ValidatedT:
+    """`validate` (a `model_validate` or `validate_python`) of `data`, already through
+    `clean_text` (`_loads`)."""
     try:
-        return validate(data)
+        return validate(data, context=models.CLEAN_TEXT_CONTEXT)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "response"

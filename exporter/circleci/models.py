@@ -12,8 +12,11 @@ Leniency rules, all from docs/circleci-api.md (§Sources, §Live departures):
 - Only what identifies an object (ids, names, numbers, status, creation time) is required.
 """
 
+import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -23,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     model_validator,
 )
 
@@ -65,10 +69,23 @@ class ApiModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _null_means_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: clean_text(value) for key, value in data.items() if value is not None}
-        return data
+    def _null_means_absent(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if info.context is not None and info.context.get(TEXT_IS_CLEAN):
+            # The fast path of the API client (every response): nothing to clean, and most
+            # objects have no null to drop.
+            if None not in data.values():
+                return data
+            return {key: value for key, value in data.items() if value is not None}
+        return {key: clean_text(value) for key, value in data.items() if value is not None}
+
+
+# Validation context key: every string of the input is known to be free of lone surrogates
+# (`clean_text` was applied, or `json_text_is_clean` said there is none), so the models need not
+# walk the input again at each level of nesting (that walk was a sixth of a request's CPU).
+TEXT_IS_CLEAN = "text_is_clean"
+CLEAN_TEXT_CONTEXT: Mapping[str, bool] = MappingProxyType({TEXT_IS_CLEAN: True})
 
 
 def clean_text(value: Any) -> Any:
@@ -89,6 +106,15 @@ def clean_text(value: Any) -> Any:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How a lone surrogate can reach a str through `json.loads` of UTF-8 bytes: a \uD800-\uDFFF
+# escape, or the surrogate's own UTF-8 bytes (json.loads decodes bytes with "surrogatepass").
+_SURROGATE_IN_JSON = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def json_text_is_clean(body: bytes) -> bool:
+    """True when `json.loads(body)` can hold no lone surrogate, so `clean_text` would change
+    nothing; False also when merely unsure (another encoding than UTF-8, a valid escaped pair)."""
+    return json.detect_encoding(body) == "utf-8" and _SURROGATE_IN_JSON.search(body) is None
 
 
 ItemT = TypeVar("ItemT", bound=ApiModel)

@@ -21,6 +21,7 @@ from exporter.circleci import (
     RateLimiter,
     ResponseTooLargeError,
     TransportFailedError,
+    models,
 )
 from exporter.circleci import client as client_module
 
@@ -311,3 +312,42 @@ async def test_a_pipeline_list_read_has_its_own_page_cap(
         "circleci_exporter_api_page_limit_hits_total", {"endpoint": "listPipelinesForProject"}
     )
     assert hits == 1
+
+
+# A lone surrogate reaches a str through json.loads as an escape, or as its own UTF-8 bytes
+# (bytes are decoded with "surrogatepass"), or in a UTF-16 body; the client cleans each.
+_LONE_SURROGATE_BODIES = {
+    "escaped": b'{"slug": "gh/acme/api", "name": "api\\ud800", "id": "p1",'
+    b' "vcs_info": {"default_branch": "main\\udfff"}}',
+    "raw utf-8 bytes": b'{"slug": "gh/acme/api", "name": "api\xed\xa0\x80", "id": "p1",'
+    b' "vcs_info": {"default_branch": "main\xed\xbf\xbf"}}',
+    "utf-16": '{"slug": "gh/acme/api", "name": "api\ud800", "id": "p1",'
+    ' "vcs_info": {"default_branch": "main\udfff"}}'.encode("utf-16-le", "surrogatepass"),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spelling", list(_LONE_SURROGATE_BODIES))
+async def test_lone_surrogates_in_a_response_become_replacement_characters(
+    api: respx.MockRouter, client: CircleCIClient, spelling: str
+) -> None:
+    api.get(PROJECT).respond(200, content=_LONE_SURROGATE_BODIES[spelling])
+    project = await client.get_project(SLUG)
+    assert project.name == "api\ufffd"
+    assert project.vcs_info.default_branch == "main\ufffd"
+
+
+@pytest.mark.anyio
+async def test_a_valid_escaped_surrogate_pair_survives_and_nulls_still_mean_absent(
+    api: respx.MockRouter, client: CircleCIClient
+) -> None:
+    body = b'{"slug": "gh/acme/api", "name": "api \\ud83d\\ude80", "id": "p1", "vcs_info": null}'
+    api.get(PROJECT).respond(200, content=body)
+    project = await client.get_project(SLUG)
+    assert project.name == "api \U0001f680"
+    assert project.vcs_info.default_branch is None
+
+
+def test_only_json_that_cannot_hold_a_lone_surrogate_counts_as_clean() -> None:
+    assert models.json_text_is_clean('{"name": "caf\u00e9 \\n \\\\u0041"}'.encode())
+    assert not any(models.json_text_is_clean(body) for body in _LONE_SURROGATE_BODIES.values())
