@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ def chunk_of(families: Iterable[BuiltFamily]) -> Chunk:
         if family.lines:
             lines[family.spec.name] = "".join(family.lines).encode()
             series += len(family.lines)
+        # Renders run in a worker thread: hand the GIL to the event loop between families
+        # rather than make it wait for the switch interval each time it wakes.
+        time.sleep(0)
     deflated = {name: deflate_piece(data) for name, data in lines.items()}
     return Chunk(MappingProxyType(lines), MappingProxyType(deflated), series)
 

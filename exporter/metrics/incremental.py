@@ -11,7 +11,6 @@ the stores hold their parts.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -114,10 +113,6 @@ class _ChunkCache(Generic[_V]):
             if chunk is None:
                 chunk = self.render_one(key, part)
                 counts.rendered += 1
-                # Hand the GIL to the event loop between parts: this runs in a worker thread,
-                # and without it the loop waits up to sys.getswitchinterval() (5 ms) each time
-                # it wakes during a render.
-                time.sleep(0)
             else:
                 counts.reused += 1
             fresh[key] = chunk
