@@ -25,6 +25,7 @@ the event loop's lag meanwhile.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import random
 import shutil
@@ -251,16 +252,36 @@ class SnapshotSlices:
         return walls, cpus
 
 
+class GcPauses:
+    """CPython's cyclic garbage collections of the oldest generation, and how long each took:
+    they run on whichever thread allocates when they are due, the event loop's included."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+
 def publish_steps(
     args: argparse.Namespace,
-) -> tuple[list[float], tuple[list[float], list[float]], list[float]]:
+) -> tuple[list[float], tuple[list[float], list[float]], list[float], list[float]]:
     """Publishes after changes, in this process: the event loop's lag meanwhile, the slices
-    of the loop the snapshots of changed projects took, and each project's snapshot."""
+    of the loop the snapshots of changed projects took, each project's snapshot, and the
+    gen-2 garbage collections meanwhile."""
     state = build_state(args)
     publisher = Publisher(state, {"live": 30.0})
     collecting = Collecting(state, publisher, args)
     lag = LoopLag()
     timing = SnapshotSlices(state)
+    collections = GcPauses()
+    gc.callbacks.append(collections)
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -271,14 +292,17 @@ def publish_steps(
                 await publisher.publish_now()
             tg.cancel_scope.cancel()
 
-    anyio.run(main)
-    return lag.lags, timing.slices(), [cpu for _, _, cpu in timing.calls]
+    try:
+        anyio.run(main)
+    finally:
+        gc.callbacks.remove(collections)
+    return lag.lags, timing.slices(), [cpu for _, _, cpu in timing.calls], collections.pauses
 
 
 def run(args: argparse.Namespace) -> None:
     load_before = load_average()
     snap_median, snap_max, series = snapshot_blocking(args)
-    steps, slices, projects = publish_steps(args)
+    steps, slices, projects, gc_pauses = publish_steps(args)
     collecting = measure(args, args.changes_per_second)
     static = measure(args, 0)
     load_after = load_average()
@@ -298,6 +322,10 @@ def run(args: argparse.Namespace) -> None:
                 verdict(max(slices[1]) <= 0.005),
             ),
             Row("publish: the same slices by the wall clock", latency_cell(slices[0])),
+            Row(
+                "publishes: CPython gen-2 garbage collections (any thread, the loop's too)",
+                latency_cell(gc_pauses) if gc_pauses else "none",
+            ),
             Row("publish after changes: event-loop lag (1 ms ticker)", latency_cell(steps)),
             Row(
                 "collecting: scrapes by curl, text: p99 <= 50 ms",
