@@ -276,5 +276,18 @@ PROCESS = (
            "exporter"),
 )  # fmt: skip
 
-ALL = LIVE + INSIGHTS + SCHEDULES + EXPORTER + PROCESS
+# The org change feed (issue 15, collect/feed.py); process registry too.
+ORG_FEED = (
+    Family("circleci_project_in_org_feed", "gauge", _PROJECT_LABELS,
+           "0 when the project's own pipeline list showed pipelines its org's pipeline feed "
+           "should have listed and did not (the token's user does not follow it): its list is "
+           "then read every cycle. 1 otherwise. Only with collect.org_feed.", "exporter"),
+    Family("circleci_exporter_org_feed_overflows_total", "counter", ("org", "reason"),
+           "Org feed reads that could not reach a pipeline read before: reason pages "
+           "(collect.org_feed_max_pages reached) or window (as many projects built as the feed "
+           "shows, 250). Every tracked project of the org then reads its own list once.",
+           "exporter"),
+)  # fmt: skip
+
+ALL = LIVE + INSIGHTS + SCHEDULES + EXPORTER + PROCESS + ORG_FEED
 BY_NAME = {f.name: f for f in ALL}

@@ -261,6 +261,11 @@ class ApiSettings(_Section):
             raise ConfigError([str(err)]) from None
 
 
+# Old names still accepted (with a warning), new name: `project_refresh_interval` read like
+# `project_refresh`, whose job is another one.
+_RENAMED_COLLECT_KEYS = {"project_refresh_interval": "project_details_interval"}
+
+
 class CollectSettings(_Section):
     """What is polled, and how often."""
 
@@ -293,8 +298,38 @@ class CollectSettings(_Section):
     discovery_interval: Duration = Field(
         default=600.0, le=_DAY, description="How often `orgs:` are searched for projects."
     )
-    project_refresh_interval: Duration = Field(
-        default=6 * 3600.0, le=_YEAR, description="How often project details are re-read."
+    project_details_interval: Duration = Field(
+        default=6 * 3600.0,
+        le=_YEAR,
+        description="How often each project's details (name, default branch) are re-read: one "
+        "request. Formerly `project_refresh_interval`, still accepted with a deprecation "
+        "warning; not to be confused with `project_refresh`.",
+    )
+    org_feed: bool = Field(
+        default=True,
+        description="Read each org's pipeline feed (`GET /pipeline?org-slug=`, one request per "
+        "org per `interval`) to learn which projects have new pipelines; a quiet project then "
+        "costs no request between `project_refresh` reads. Risk: a rerun of an old pipeline "
+        "(no new pipeline) shows only at the next `project_refresh`, unless webhooks report it. "
+        "Off: every project's pipeline list is read every `interval`.",
+    )
+    project_refresh: Duration = Field(
+        default=600.0,
+        gt=0,
+        le=_DAY,
+        description="With `org_feed`, the longest time between two direct reads of a project's "
+        "pipeline list (one request each): they catch what the feed cannot show (reruns, "
+        "unfollowed projects). Shorter: reruns show sooner, at one request per project per "
+        "period (500 projects every 10m is under one request a second).",
+    )
+    org_feed_max_pages: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Pages (20 pipelines each) of an org feed read at most per cycle. Past it "
+        "(a burst of new pipelines), every tracked project of the org has its list read "
+        "directly once, so nothing is missed; counted in "
+        "circleci_exporter_org_feed_overflows_total.",
     )
     interval_with_webhooks: Duration = Field(
         default=300.0, le=_DAY, description="Live polling interval while webhooks arrive."
@@ -333,6 +368,26 @@ class CollectSettings(_Section):
         "for shards that share one token (and so one rate limit). Off: each shard uses all "
         "of it, e.g. with a token of its own.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for old, new in _RENAMED_COLLECT_KEYS.items():
+            if old not in data:
+                continue
+            # Sources merge over the defaults (nested_model_default_partial_update), so the new
+            # key is always present: only a value of its own conflicts.
+            if new in data and parse_duration(data[new]) != cls.model_fields[new].default:
+                raise ValueError(f"{old} is the old name of {new}: set only {new}")
+            logger.warning(
+                "deprecated setting; use its new name",
+                extra={"key": f"collect.{old}", "new_key": f"collect.{new}"},
+            )
+            data = {**data, new: data[old]}
+            del data[old]
+        return data
 
     def pipeline_pages(self) -> int:
         """`max_pipeline_pages`, or its default derived from `lookback`."""

@@ -203,6 +203,17 @@ class CircleCIClient:
             {"org-slug": slugs.normalize_org_slug(org_slug), "mine": True if mine else None},
         )
 
+    def iter_org_pipeline_pages(
+        self, org_slug: str, *, mine: bool = False
+    ) -> AsyncIterator[list[models.Pipeline]]:
+        """The org feed a page (20) at a time; the caller decides where to stop."""
+        return self._pages(
+            "listPipelines",
+            "/v2/pipeline",
+            models.Pipeline,
+            {"org-slug": slugs.normalize_org_slug(org_slug), "mine": True if mine else None},
+        )
+
     async def get_pipeline(self, pipeline_id: str) -> models.Pipeline:
         return await self._get_model(
             "getPipelineById", f"/v2/pipeline/{_segment(pipeline_id)}", models.Pipeline

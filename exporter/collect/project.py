@@ -2,11 +2,14 @@
 
 The API budget is what this module economises (issue "Live collector"):
 - the pipeline list is read from the newest and paging stops at the first known pipeline;
+- with the org feed (`collect.org_feed`, collect/feed.py) the list is read only every
+  `collect.project_refresh`: the feed hands over the new pipelines (`offer`), and a project
+  with none and nothing unsettled costs no request at all;
 - a known pipeline is re-read (by id) only while it is unsettled;
 - a workflow's jobs are re-read only while the workflow is new or unfinished;
 - job details and test results are fetched once per completed job, and never again, whether
   polling found the job or a `job-completed` webhook queued it (`queue_job_details`).
-A quiet project so costs one request per cycle: the first page of its pipeline list.
+Without the feed, a quiet project costs one request per cycle: the first page of its list.
 What the first cycles read of runs from before start-up is `exporter.collect.history`'s call.
 """
 
@@ -16,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 
 import anyio
@@ -24,6 +28,7 @@ from exporter.circleci import CircleCIClient, CircleCIError, NotFoundError, mode
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
+from exporter.collect.feed import OrgFeed, ticket
 from exporter.collect.history import StartupHistory
 from exporter.collect.schedules import ProjectSchedules
 from exporter.settings import CollectSettings, EffectiveBranchRules
@@ -123,11 +128,22 @@ class ProjectCollector:
         self._queued_jobs: dict[str, JobUpdate] = {}
         self._details_fetched: dict[str, float] = {}
         self.last_webhook_at: float | None = None
+        # The org feed (None: `collect.org_feed` is off) and what it handed over since the
+        # last cycle (`offer`). `in_feed`: None until known, False once the project's own list
+        # showed pipelines the feed should have listed (the token's user does not follow it).
+        self.feed: OrgFeed | None = None
+        self.in_feed: bool | None = None
+        self._offered: dict[str, models.Pipeline] = {}
+        # The last direct list read: its ticket (feed.ticket), its time, and the newest
+        # pipeline it saw, below which a known pipeline ends the next read.
+        self._listed: int | None = None
+        self._listed_at: float | None = None
+        self._list_top: datetime | None = None
         self._failed_steps = FailedStepReader(
             slug,
             client=client,
             state=state,
-            pause=settings.project_refresh_interval,
+            pause=settings.project_details_interval,
             clock=clock,
         )
 
@@ -146,13 +162,45 @@ class ProjectCollector:
         if job.job_number is not None and job.job_id not in self._details_fetched:
             self._queued_jobs[job.job_id] = job
 
+    def offer(self, pipeline: models.Pipeline) -> None:
+        """A pipeline of this project the org feed listed; taken in by the next cycle."""
+        self._offered[pipeline.id] = pipeline
+        if self.in_feed is False:
+            logger.info(
+                "the org feed lists this project again; its list is read every project_refresh",
+                extra={"project": self.slug},
+            )
+        self.in_feed = True
+
+    @property
+    def has_offers(self) -> bool:
+        return bool(self._offered)
+
+    def list_read_due(self, now: float) -> bool:
+        """Whether this cycle reads the project's own pipeline list: always without the feed;
+        with it, when the feed does not cover the project (not read yet, failing, overflowed
+        since the last list read, or not listing the project at all) or `project_refresh`
+        has passed (reruns make no new pipeline, so only the list shows them)."""
+        feed = self.feed
+        if feed is None or self._listed is None or self._listed_at is None:
+            return True
+        if self.in_feed is False or now - self._listed_at >= self.settings.project_refresh:
+            return True
+        return not feed.covers(self._listed, now)
+
     async def cycle(self) -> None:
         """One collection; raises CircleCIError when the API fails (nothing is lost: what was
         not fully read is read again next cycle)."""
         now = self.clock()
         await self._refresh_project(now)
-        for pipeline in await self._new_pipelines():
-            self._first_sight(pipeline)
+        self._take_offers()
+        if self.list_read_due(now):
+            listed = ticket()
+            new = await self._new_pipelines()
+            self._listed, self._listed_at = listed, now
+            self._check_in_feed(new)
+            for pipeline in new:
+                self._first_sight(pipeline)
         # Every new pipeline is known before any is read: if a read fails, the rest stay
         # unsettled and are read next cycle instead of hiding below the first known one.
         # Newest first, so that the start-up read meets each series' newest run first.
@@ -168,7 +216,7 @@ class ProjectCollector:
     async def _refresh_project(self, now: float) -> None:
         if (
             self._project_read_at is not None
-            and now - self._project_read_at < self.settings.project_refresh_interval
+            and now - self._project_read_at < self.settings.project_details_interval
         ):
             return
         project = await self.client.get_project(self.slug)
@@ -177,19 +225,49 @@ class ProjectCollector:
         self.policy = BranchPolicy(self.rules, update.default_branch or None)
         self._project_read_at = now
 
+    def _take_offers(self) -> None:
+        """Take in what the feed listed, newest first, as a list read would have."""
+        offered = sorted(self._offered.values(), key=lambda p: p.created_at, reverse=True)
+        self._offered.clear()
+        for pipeline in offered:
+            tracked = self._pipelines.get(pipeline.id)
+            if tracked is not None:
+                self._reopen_if_updated(tracked, pipeline)
+            elif pipeline.created_at.timestamp() >= self._floor:
+                self._first_sight(pipeline)
+
+    def _check_in_feed(self, new: list[models.Pipeline]) -> None:
+        """New pipelines the list shows and the feed, read after they were created, did not:
+        the token's user does not follow the project (or it fell out of the feed's 250-project
+        window). Its list is then read every cycle until the feed lists it again."""
+        if self.feed is None or self.in_feed is False:
+            return
+        if any(self.feed.should_have_listed(p.created_at) for p in new):
+            self.in_feed = False
+            logger.warning(
+                "the org feed does not list this project (the token's user does not follow it?)"
+                "; its pipeline list is read every cycle",
+                extra={"project": self.slug, "org": self.feed.org},
+            )
+
     async def _new_pipelines(self) -> list[models.Pipeline]:
         """Pipelines above the first known one. The rest of that page comes for free: a known
-        pipeline whose `updated_at` moved got a new workflow (a rerun) and is read again."""
+        pipeline whose `updated_at` moved got a new workflow (a rerun) and is read again.
+        Pipelines the feed handed over since the last list read are known but may sit above
+        ones it did not show: only a known pipeline at or below the last read's top ends it."""
         new: list[models.Pipeline] = []
         pages = self.client.iter_project_pipeline_pages(
             self.slug, max_pages=self.settings.pipeline_pages()
         )
+        top = newest = self._list_top
         async for page in pages:
+            if page and (newest is None or page[0].created_at > newest):
+                newest = page[0].created_at
             reached_known = False
             for pipeline in page:
                 tracked = self._pipelines.get(pipeline.id)
                 if tracked is not None:
-                    reached_known = True
+                    reached_known |= top is not None and pipeline.created_at <= top
                     self._reopen_if_updated(tracked, pipeline)
                 elif not reached_known and pipeline.created_at.timestamp() >= self._floor:
                     new.append(pipeline)
@@ -197,6 +275,7 @@ class ProjectCollector:
                     reached_known = True
             if reached_known:
                 break
+        self._list_top = newest  # only once the read went through
         return new
 
     @staticmethod

@@ -41,6 +41,13 @@ class CollectTelemetry:
             spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry
         )
         self._series_limit_logged: set[str] = set()
+        # The org feed (collect/feed.py).
+        spec = BY_NAME["circleci_exporter_org_feed_overflows_total"]
+        self._feed_overflows = Counter(
+            spec.name.removesuffix("_total"), spec.help, spec.labels, registry=registry
+        )
+        spec = BY_NAME["circleci_project_in_org_feed"]
+        self._in_org_feed = Gauge(spec.name, spec.help, spec.labels, registry=registry)
 
     def observe_cycle(self, collector: str, seconds: float) -> None:
         self._duration.labels(collector).observe(seconds)
@@ -58,6 +65,13 @@ class CollectTelemetry:
                 extra={"project": project, "setting": "collect.max_series_per_project"},
             )
         child.inc()
+
+    def count_feed_overflow(self, org: str, reason: str) -> None:
+        self._feed_overflows.labels(org, reason).inc()
+
+    def set_in_org_feed(self, project: str, in_feed: bool | None) -> None:
+        """1 unless the project's own list showed pipelines its org feed should have listed."""
+        self._in_org_feed.labels(project).set(0 if in_feed is False else 1)
 
     def count_expired(self, kind: str, series: int) -> None:
         self._expired.labels(kind).inc(series)

@@ -68,6 +68,7 @@ def create_app(
 def _endpoint(route: ApiRoute, ctx: SimContext) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         ctx.requests[route.operation_id] += 1
+        ctx.count_project_request(request)
         response = await _respond(route, ctx, request)
         ctx.responses[str(response.status_code)] += 1
         return response

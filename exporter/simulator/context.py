@@ -38,6 +38,9 @@ class SimContext:
     webhooks: WebhookRegistry
     requests: Counter[str] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)
+    # Requests that concern one project (by its slug, or the pipeline or workflow id in the
+    # path): what a project costs, for the org feed's tests and bench/.
+    requests_by_project: Counter[str] = field(default_factory=Counter)
     # Insights answers by request, with the refresh period they were computed in.
     insights_answers: dict[str, tuple[int, object]] = field(default_factory=dict)
 
@@ -55,7 +58,25 @@ class SimContext:
             "requests_total": sum(self.requests.values()),
             "requests": dict(sorted(self.requests.items())),
             "responses": dict(sorted(self.responses.items())),
+            "requests_by_project": dict(sorted(self.requests_by_project.items())),
         }
+
+    def count_project_request(self, request: Request) -> None:
+        params = request.path_params
+        slug: str | None = None
+        if "repo" in params:
+            project = self.world.find_project(f"{params['vcs']}/{params['org']}/{params['repo']}")
+            slug = project.slug if project is not None else None
+        elif "id" in params:
+            path = request.url.path
+            if "/pipeline/" in path:
+                pipeline = self.world.pipeline(params["id"])
+                slug = pipeline.project.slug if pipeline is not None else None
+            elif "/workflow/" in path:
+                workflow = self.world.workflow(params["id"])
+                slug = workflow.pipeline.project.slug if workflow is not None else None
+        if slug is not None:
+            self.requests_by_project[slug] += 1
 
 
 Handler = Callable[[Request, SimContext], Awaitable[object]]

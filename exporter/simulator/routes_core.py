@@ -25,6 +25,7 @@ from exporter.simulator.pagination import (
 from exporter.simulator.pipeline_config import pipeline_config
 
 V2 = "/api/v2"
+FEED_PROJECT_WINDOW = 250
 PROJECT = V2 + "/project/{vcs}/{org}/{repo}"
 
 
@@ -100,13 +101,16 @@ async def list_org_pipelines(request: Request, ctx: SimContext) -> object:
     world = ctx.world
     now = world.sync()
     org_slug = request.query_params.get("org-slug")
-    # The feed shows only projects the user follows (spec: "projects you follow").
+    # The feed shows only projects the user follows, and of those the 250 most recently built
+    # (spec: "the most recently built projects (max 250) you follow"; docs/circleci-api.md
+    # §Pipelines).
     projects = world.followed
     if org_slug:
         if world.organization(org_slug) is None:
             raise ApiError(404, "Organization not found")
         members = world.projects_of(org_slug)
         projects = [p for p in projects if p in members]
+    projects = world.most_recently_built(projects, FEED_PROJECT_WINDOW)
     mine = query_flag(request, "mine")
     scope = f"feed:{org_slug or ''}:{mine}"
     feed = world.iter_org_pipelines(projects)

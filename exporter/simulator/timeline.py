@@ -88,6 +88,7 @@ class ProjectTimeline:
         self._forced_break: frozenset[str] | None = None
         # A quiet project creates nothing from the start on (SimConfig.active).
         self._quiet_from = start.timestamp() if quiet else math.inf
+        self._seed = seed
 
     @property
     def next_arrival(self) -> float:
@@ -124,6 +125,22 @@ class ProjectTimeline:
             self._index(pipeline)
             created.append(pipeline)
         return created
+
+    def rerun(self, pipeline: Pipeline, at: datetime) -> Workflow:
+        """Someone presses "rerun" on the pipeline's last workflow at `at`: a new workflow of
+        the same pipeline, and no new pipeline (docs/circleci-api.md §Pipelines, updated_at).
+        Drawn from a stream of its own, so the project's later pipelines stay the same."""
+        last = max(pipeline.workflows, key=lambda w: w.created_at)
+        pushes = self._rng
+        self._rng = random.Random(f"{self._seed}:rerun:{pipeline.id}:{len(pipeline.workflows)}")
+        try:
+            workflow = self._plan_workflow(last.template, pipeline, at, broken=False, rerun_of=last)
+        finally:
+            self._rng = pushes
+        for job in workflow.jobs:
+            if job.number is not None:
+                self.jobs_by_number[job.number] = job
+        return workflow
 
     def prune_before(self, cutoff: datetime) -> list[Pipeline]:
         keep_from = bisect.bisect_left(self.pipelines, cutoff, key=lambda p: p.created_at)

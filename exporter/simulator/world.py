@@ -6,7 +6,7 @@ import bisect
 import heapq
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from exporter.simulator.catalog import build_organizations, build_project, build_users
 from exporter.simulator.clock import SimClock
@@ -206,6 +206,20 @@ class World:
         found.sort(key=lambda item: (item[0], item[1]))
         return [item[2] for item in found]
 
+    def most_recently_built(self, projects: list[Project], limit: int) -> list[Project]:
+        """The `limit` projects of `projects` whose newest pipeline is newest (those that never
+        built last), in their original order."""
+        self.sync()
+
+        def newest(project: Project) -> datetime:
+            pipelines = self._timelines[project.slug].pipelines
+            return pipelines[-1].created_at if pipelines else datetime.min.replace(tzinfo=UTC)
+
+        if len(projects) <= limit:
+            return projects
+        kept = {p.slug for p in sorted(projects, key=newest, reverse=True)[:limit]}
+        return [p for p in projects if p.slug in kept]
+
     def iter_org_pipelines(self, projects: list[Project]) -> Iterator[Pipeline]:
         """Pipelines of several projects, newest first (the `/pipeline` org feed)."""
         self.sync()
@@ -236,6 +250,15 @@ class World:
         self.sync()
         with self._lock:
             self._timeline(project_slug).repair()
+
+    def rerun(self, pipeline_id: str) -> Workflow:
+        """Rerun the last workflow of a pipeline now (no new pipeline; its updated_at moves)."""
+        now = self.sync()
+        with self._lock:
+            pipeline = self._pipelines_by_id[pipeline_id]
+            workflow = self._timeline(pipeline.project.slug).rerun(pipeline, now)
+            self._workflows_by_id[workflow.id] = workflow
+        return workflow
 
     def _timeline(self, project_slug: str) -> ProjectTimeline:
         timeline = self._timelines.get(normalize_slug(project_slug))

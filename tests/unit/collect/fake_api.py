@@ -32,6 +32,10 @@ class FakeCircleCI:
         self.jobs: dict[str, list[dict[str, Any]]] = {}
         self.failing: set[str] = set()
         self.requests: list[str] = []
+        # The org feed (`GET /pipeline`): this project's pipelines while the token's user
+        # follows it, and other projects' (`elsewhere`), newest first.
+        self.followed = True
+        self.elsewhere: list[dict[str, Any]] = []
 
     # -- the world ----------------------------------------------------------------------
 
@@ -52,6 +56,11 @@ class FakeCircleCI:
         self.pipelines.insert(0, pipeline)
         self.workflows.setdefault(pipeline_id, [])
         return pipeline
+
+    def other(self, pipeline_id: str, created: float, project: str = "gh/acme/web") -> None:
+        """A pipeline of another project of the org: only the feed shows it."""
+        self.elsewhere.append({**self.pipeline(pipeline_id, created), "project_slug": project})
+        self.pipelines.pop(0)
 
     def workflow(self, pipeline_id: str, workflow_id: str, status: str, created: float,
                  stopped: float | None = None, name: str = "build") -> dict[str, Any]:  # fmt: skip
@@ -100,6 +109,10 @@ class FakeCircleCI:
             branch = request.url.params.get("branch")
             items = [p for p in self.pipelines if branch in (None, p["vcs"]["branch"])]
             return self._page(items, request)
+        if path == "/pipeline":
+            feed = [*(self.pipelines if self.followed else []), *self.elsewhere]
+            feed.sort(key=lambda p: p["created_at"], reverse=True)
+            return self._page(feed, request)
         parts = path.strip("/").split("/")
         if parts[0] == "pipeline" and parts[2:] == ["workflow"]:
             return self._page(self.workflows.get(parts[1], []), request)
