@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import SecretStr
@@ -25,6 +26,9 @@ from exporter.settings import (
 from exporter.sharding import check_url_template
 from exporter.web.listen import listen
 from exporter.web.webconfig import load_web_config
+
+if TYPE_CHECKING:
+    from exporter.simulator import SimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--token", help="the token clients must send (default: a fresh one, printed at start)"
+    )
+    simulate.add_argument(
+        "--unfollowed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the token's user does not follow the last N projects: the org feed leaves them out",
     )
     webhooks = commands.add_parser("webhooks", help="manage the CircleCI webhooks")
     webhook_commands = webhooks.add_subparsers(
@@ -404,6 +415,8 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         token = {"token": args.token} if args.token is not None else {}
         config = SimConfig(projects=args.projects, seed=args.seed, speed=args.speed, **token)
+        if args.unfollowed:
+            config = _unfollowing(config, args.unfollowed)
         sock = listen(args.listen, key="simulate --listen")
     except ValueError as err:
         return _fail([f"simulate: {err}"])
@@ -413,6 +426,16 @@ def _simulate(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, config, sock)
     return 0
+
+
+def _unfollowing(config: SimConfig, count: int) -> SimConfig:
+    """`config` whose token user follows every project but the last `count`."""
+    from exporter.simulator import World
+
+    if not 0 <= count <= config.projects:
+        raise ValueError(f"--unfollowed must be between 0 and --projects, got {count}")
+    slugs = [p.slug for p in World(config).projects]
+    return dataclasses.replace(config, followed=tuple(slugs[: len(slugs) - count]))
 
 
 def run() -> None:

@@ -187,7 +187,9 @@ class LiveCollector:
     def interval_for(self, collector: ProjectCollector) -> float:
         """The project's next polling interval. While its webhooks arrive (one came within
         `interval_with_webhooks`), polling only reconciles: it catches missed events and the
-        running / on_hold states, which have no webhook. Once they stop, it speeds up again."""
+        running / on_hold states, which have no webhook. Once they stop, it speeds up again.
+        With the org feed the feed is then the safety net: it hands over new pipelines without
+        waking the loop, and the list is read only every `project_refresh`."""
         relaxed = self.settings.collect.interval_with_webhooks
         normal = self.settings.collect.interval
         last = collector.last_webhook_at

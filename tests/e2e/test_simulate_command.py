@@ -102,3 +102,17 @@ def test_simulate_refuses_a_busy_port_in_one_line() -> None:
         )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "cannot listen" in result.stderr
+
+
+def test_simulate_unfollowed_projects_stay_out_of_the_org_feed() -> None:
+    projects = World(SimConfig(projects=6, seed=9)).projects
+    unfollowed = {p.slug for p in projects[-2:]}
+    org = projects[-1].organization.slug
+    with simulate("--projects", "6", "--seed", "9", "--unfollowed", "2") as sim:
+        feed = sim.get(f"/api/v2/pipeline?org-slug={org}").json()["items"]
+        own = sim.get(f"/api/v2/project/{projects[-1].slug}/pipeline").json()["items"]
+        stats = httpx.get(f"{sim.base}/__sim/stats").json()
+    assert feed, "the org has followed projects that built"
+    assert not {p["project_slug"] for p in feed} & unfollowed
+    assert own, "an unfollowed project is still readable on its own"
+    assert stats["requests_by_project"] == {projects[-1].slug: 1}
