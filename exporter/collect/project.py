@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 # A pipeline that still has no workflow this long after creation will not get one (e.g. every
 # workflow was filtered out): stop re-reading it.
 _NO_WORKFLOW_GRACE = 3600.0
+# Pipelines the org feed may hand a project between two of its cycles before they are dropped
+# in favour of one list read (a project whose cycles keep failing must not hoard them).
+_MAX_OFFERS = 200
 
 
 @dataclass(slots=True)
@@ -163,7 +166,12 @@ class ProjectCollector:
             self._queued_jobs[job.job_id] = job
 
     def offer(self, pipeline: models.Pipeline) -> None:
-        """A pipeline of this project the org feed listed; taken in by the next cycle."""
+        """A pipeline of this project the org feed listed; taken in by the next cycle. Offers
+        pile up only while cycles fail; past `_MAX_OFFERS` they are dropped for a list read,
+        which finds them again."""
+        if len(self._offered) >= _MAX_OFFERS:
+            self._offered.clear()
+            self._listed = None
         self._offered[pipeline.id] = pipeline
         if self.in_feed is False:
             logger.info(

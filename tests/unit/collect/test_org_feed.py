@@ -191,3 +191,19 @@ async def test_a_project_the_feed_never_lists_is_detected_and_read_every_cycle(
     await rig.cycle()
     assert rig.collector.in_feed is True
     assert await rig.cycle() == []
+
+
+async def test_offers_piling_up_are_dropped_for_a_list_read(rig: Rig) -> None:
+    finished(rig.api, 1)
+    await rig.cycle()
+    assert await rig.cycle() == []
+    rig.api.page_size = 20
+    for n in range(2, 203):  # 201 pipelines offered while the project's cycles fail
+        finished(rig.api, n)
+    async for pipeline in rig.client.iter_project_pipelines(SLUG):
+        if pipeline.id != "p1":
+            rig.collector.offer(pipeline)
+    assert rig.collector.list_read_due(rig.now[0])
+    await rig.collector.cycle()
+    snapshot = rig.state.snapshot(rig.now[0])
+    assert sum(snapshot.workflow_runs.values()) == 202
