@@ -7,8 +7,9 @@ bound, and end with exactly the metrics of the run without it."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import anyio
 import pytest
 
 from exporter.metrics.exposition import render
@@ -177,3 +178,44 @@ async def test_a_burst_larger_than_the_feed_shows_loses_no_pipeline() -> None:
         if line.startswith("circleci_pipelines_total{")
     )
     assert counted >= sum(1 for p in arrived if p.branch == p.project.default_branch)
+
+
+async def test_running_loops_take_new_pipelines_from_the_feed_alone() -> None:
+    """The real loops (`LiveCollector.run`): the feed's loop hands the active project its new
+    pipelines and wakes it; the quiet projects send nothing meanwhile. The simulated clock
+    moves with real time (a manual clock, advanced in small steps)."""
+    world = World(SimConfig(projects=6, seed=SEED))
+    busiest = min(world.projects, key=lambda p: p.mean_arrival_seconds).slug
+    everyone = [busiest, *(p.slug for p in world.projects if p.slug != busiest)]
+    config = SimConfig(projects=6, seed=SEED, speed=3000, history=timedelta(hours=1),
+                       active=(busiest,))  # fmt: skip
+    projects = [{"slug": s, "branches": ["default", "*"]} for s in everyone]
+    async with simulator(config) as sim:
+        settings = settings_for(sim.api_url, projects, interval="0.5s", project_refresh="1h")
+        async with exporter(sim, settings) as ex, anyio.create_task_group() as tg:
+            tg.start_soon(ex.live.run)
+            with anyio.fail_after(60):
+                while not ex.live.ready:  # noqa: ASYNC110 - the collector offers no event
+                    await anyio.sleep(0.05)
+                # What ran at the start finishes (20 s are 16 world hours), and a few
+                # cycles later every project has read it and relies on the feed again.
+                sim.world.clock.advance(20)
+                await anyio.sleep(2)
+                settled, mark = by_project(sim), sim.world.now()
+                # Half real time: a feed read may lag a second or so behind on a loaded machine
+                # and still count as fresh (3 intervals, 1.5 s).
+                while not taken_in_since(ex, sim.world, everyone[0], mark):
+                    sim.world.clock.advance(0.05)
+                    await anyio.sleep(0.1)
+            spent = by_project(sim) - settled
+            feed_reads = sim.stats()["requests"]["listPipelines"]
+            tg.cancel_scope.cancel()
+    assert set(spent) == {everyone[0]}, spent
+    assert feed_reads > 3
+
+
+def taken_in_since(ex: Exporter, world: World, slug: str, mark: datetime) -> bool:
+    """A workflow of a pipeline created after `mark` is the last run of one of its series."""
+    fresh = {w.id for p in world.pipelines(slug) if p.created_at > mark for w in p.workflows}
+    last_runs = {row.last_run.run_id for row in ex.snapshot().workflows.values() if row.last_run}
+    return bool(fresh & last_runs)
