@@ -12,7 +12,7 @@ from exporter.circleci.errors import (
     TokenRefusedError,
     TransportFailedError,
 )
-from exporter.circleci.ratelimit import RateLimiter
+from exporter.circleci.ratelimit import Priority, RateLimiter, requests_at
 from exporter.circleci.retry import Backoff
 from exporter.circleci.telemetry import ApiTelemetry
 
@@ -26,9 +26,11 @@ __all__ = [
     "MalformedResponseError",
     "NotFoundError",
     "PaginationLoopError",
+    "Priority",
     "RateLimiter",
     "ResponseTooLargeError",
     "TokenRefusedError",
     "Transport",
     "TransportFailedError",
+    "requests_at",
 ]

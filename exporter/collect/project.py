@@ -24,7 +24,14 @@ from functools import partial
 
 import anyio
 
-from exporter.circleci import CircleCIClient, CircleCIError, NotFoundError, models
+from exporter.circleci import (
+    CircleCIClient,
+    CircleCIError,
+    NotFoundError,
+    Priority,
+    models,
+    requests_at,
+)
 from exporter.collect import translate
 from exporter.collect.branches import BranchPolicy, Placement
 from exporter.collect.failed_steps import FailedStepReader
@@ -126,6 +133,7 @@ class ProjectCollector:
         self._pipelines: dict[str, _Tracked] = {}
         self._floor = state.watch_start - settings.lookback
         self._history = StartupHistory()
+        self._loaded = False
         # Jobs a webhook reported, waiting for their details and tests; and every job whose
         # details were fetched (job id → created_at), so neither path fetches them twice.
         self._queued_jobs: dict[str, JobUpdate] = {}
@@ -196,9 +204,20 @@ class ProjectCollector:
             return True
         return not feed.covers(self._listed, now)
 
+    @property
+    def loading(self) -> bool:
+        """No cycle has completed yet, or the start-up history is still being read: this
+        project's picture is not complete, and its requests go before steady-state polls."""
+        return not self._loaded
+
     async def cycle(self) -> None:
         """One collection; raises CircleCIError when the API fails (nothing is lost: what was
         not fully read is read again next cycle)."""
+        with requests_at(Priority.LOADING if self.loading else Priority.STEADY):
+            await self._cycle()
+        self._loaded = self._history.done
+
+    async def _cycle(self) -> None:
         now = self.clock()
         await self._refresh_project(now)
         self._take_offers()

@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from exporter.circleci import RateLimiter
+from exporter.circleci import Priority, RateLimiter, requests_at
+from exporter.circleci.ratelimit import STEADY_EVERY
 
 if TYPE_CHECKING:  # conftest is not importable by name when several test folders have one
     from conftest import FakeClock
@@ -77,6 +78,73 @@ async def test_concurrency_limit(clock: "FakeClock") -> None:
         for _ in range(6):
             tg.start_soon(request)
     assert (peak, finished) == (2, 6)
+
+
+async def _admission_order(limiter: RateLimiter, priorities: list[Priority]) -> list[int]:
+    """Start a request per priority, in list order (each waits behind the first, which holds
+    the turn while it waits for its token); the order in which they were let through."""
+    admitted: list[int] = []
+
+    async def request(index: int, priority: Priority) -> None:
+        with requests_at(priority):
+            async with limiter.slot():
+                admitted.append(index)
+
+    async with anyio.create_task_group() as tg:
+        for index, priority in enumerate(priorities):
+            tg.start_soon(request, index, priority)
+    return admitted
+
+
+@pytest.mark.anyio
+async def test_a_waiting_loading_request_goes_before_earlier_steady_ones(
+    clock: "FakeClock",
+) -> None:
+    limiter = RateLimiter(1.0, 1, 10, clock=clock, sleep=clock.sleep)
+    steady, loading = Priority.STEADY, Priority.LOADING
+    order = await _admission_order(limiter, [steady, steady, steady, loading, loading])
+    # The first held the turn already; then loading in arrival order, then steady.
+    assert order == [0, 3, 4, 1, 2]
+    assert clock.now == 4.0  # still one request a second
+
+
+@pytest.mark.anyio
+async def test_a_steady_request_gets_one_turn_in_steady_every(clock: "FakeClock") -> None:
+    limiter = RateLimiter(1000.0, 1, 10, clock=clock, sleep=clock.sleep)
+    loading = STEADY_EVERY + 5
+    priorities = [Priority.STEADY, Priority.STEADY] + [Priority.LOADING] * loading
+    order = await _admission_order(limiter, priorities)
+    # After the first: STEADY_EVERY - 1 loading turns, the waiting steady one, the rest.
+    first_loading = list(range(2, 2 + loading))
+    expected = [0, *first_loading[: STEADY_EVERY - 1], 1, *first_loading[STEADY_EVERY - 1 :]]
+    assert order == expected
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    limiter = RateLimiter(1000.0, 1000, 1)
+    release = anyio.Event()
+    admitted: list[str] = []
+    cancelled = anyio.CancelScope()
+
+    async def request(name: str, priority: Priority) -> None:
+        with cancelled if name == "cancelled" else anyio.CancelScope():
+            async with limiter.slot(priority):
+                admitted.append(name)
+                if name == "holder":
+                    await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(request, "holder", Priority.STEADY)
+        await anyio.wait_all_tasks_blocked()
+        # "next" takes the turn and waits for the one concurrency slot; the others wait.
+        tg.start_soon(request, "next", Priority.STEADY)
+        tg.start_soon(request, "cancelled", Priority.LOADING)
+        tg.start_soon(request, "last", Priority.STEADY)
+        await anyio.wait_all_tasks_blocked()
+        cancelled.cancel()
+        release.set()
+    assert admitted == ["holder", "next", "last"]
 
 
 @pytest.mark.parametrize(

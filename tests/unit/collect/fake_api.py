@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from exporter.circleci import ApiTelemetry, CircleCIClient, RateLimiter
+from exporter.circleci import ApiTelemetry, CircleCIClient, Priority, RateLimiter
+from exporter.circleci.ratelimit import current_priority
 
 SLUG = "gh/acme/api"
 
@@ -23,7 +24,8 @@ def iso(t: float) -> str:
 class FakeCircleCI:
     """One project (default branch `main`): pipelines newest first, `page_size` a page;
     workflows per pipeline id; jobs per workflow id. A request whose path contains one of
-    `failing` answers HTTP 500. Every request path (without query) is recorded."""
+    `failing` answers HTTP 500. Every request path (without query) is recorded, and the
+    priority it was sent at."""
 
     def __init__(self, page_size: int = 20) -> None:
         self.page_size = page_size
@@ -32,6 +34,7 @@ class FakeCircleCI:
         self.jobs: dict[str, list[dict[str, Any]]] = {}
         self.failing: set[str] = set()
         self.requests: list[str] = []
+        self.priorities: list[Priority] = []
         # The org feed (`GET /pipeline`): this project's pipelines while the token's user
         # follows it, and other projects' (`elsewhere`), newest first.
         self.followed = True
@@ -99,6 +102,7 @@ class FakeCircleCI:
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api/v2")
         self.requests.append(path)
+        self.priorities.append(current_priority())
         if any(fragment in path for fragment in self.failing):
             return httpx.Response(500, json={"message": "internal error"})
         if path == f"/project/{SLUG}":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from fake_api import SLUG, FakeCircleCI, client_for, iso
 
-from exporter.circleci import CircleCIError
+from exporter.circleci import CircleCIError, Priority
 from exporter.collect.project import ProjectCollector
 from exporter.settings import CollectSettings, EffectiveBranchRules
 from exporter.state import Buckets, State
@@ -151,3 +151,29 @@ async def test_a_failing_read_loses_nothing(rig: Rig, broken: str) -> None:
     assert rig.runs() == {(SLUG, "main", "build", "success"): 4}
     assert rig.job_runs() == {(SLUG, "main", "build", "test", "success"): 4}
     assert await rig.cycle() == [PIPELINES]
+
+
+async def test_its_requests_are_loading_until_its_first_picture_is_complete(rig: Rig) -> None:
+    # A failed run from before the watch: its failure streak sends the start-up history read
+    # further back, with a branch-filtered pipeline list.
+    rig.api.pipeline("p0", T0 - 500)
+    rig.api.workflow("p0", "w0", "failed", T0 - 500, T0 - 400)
+    rig.api.job("w0", "j0", "failed", number=99, started=T0 - 490, stopped=T0 - 410)
+    finished(rig.api, 1)
+    rig.api.failing = {"/workflow/w1/job"}
+    with pytest.raises(CircleCIError):
+        await rig.cycle()
+    assert rig.collector.loading  # a failed first cycle completes nothing
+    assert set(rig.api.priorities) == {Priority.LOADING}
+
+    rig.api.failing = set()
+    rig.api.priorities.clear()
+    reads = await rig.cycle()
+    assert reads.count(PIPELINES) == 2  # the recent list, then the history read
+    assert set(rig.api.priorities) == {Priority.LOADING}
+    assert not rig.collector.loading
+
+    rig.api.priorities.clear()
+    finished(rig.api, 2)
+    assert await rig.cycle() == [PIPELINES, "/pipeline/p2/workflow", "/workflow/w2/job"]
+    assert set(rig.api.priorities) == {Priority.STEADY}
