@@ -196,7 +196,9 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--step-hours", type=float, default=1.0, help="simulated poll interval")
+    parser.add_argument(
+        "--step-hours", type=float, default=3.0, help="simulated time between two cycles"
+    )
     parser.add_argument("--branches", default="*", help='tracked branches ("*": every one)')
     parser.add_argument("--quick", action="store_true", help="50 projects, one run")
     parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
