@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ def print_parameters(name: str, args: argparse.Namespace, hidden: tuple[str, ...
         f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, Python {platform.python_version()}, "
         f"{platform.machine()}, {_cpus()} CPUs, {_cpu_model()}"
     )
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    """Several runs' results as "median (min .. max)", each formatted with `fmt`."""
+    middle, low, high = statistics.median(values), min(values), max(values)
+    return f"{middle:{fmt}} ({low:{fmt}} .. {high:{fmt}})"
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-from _common import Row, print_parameters, print_table, verdict
+from _common import Row, print_parameters, print_table, spread, verdict
 
 from exporter.circleci import CircleCIClient
 from exporter.collect.live import LiveCollector
@@ -317,12 +317,6 @@ async def run(args: argparse.Namespace) -> None:
         sim.close()
 
 
-def _spread(values: list[float], fmt: str) -> str:
-    """Median (min .. max)."""
-    middle, low, high = statistics.median(values), min(values), max(values)
-    return f"{middle:{fmt}} ({low:{fmt}} .. {high:{fmt}})"
-
-
 async def _pictures(args: argparse.Namespace, sim: SimulatorProcess) -> None:
     """(a) alone, `--picture-runs` times, each with a fresh exporter: median and range."""
     world = World(
@@ -342,22 +336,22 @@ async def _pictures(args: argparse.Namespace, sim: SimulatorProcess) -> None:
         f"{args.burst}, concurrency {args.concurrency}, {polling}"
         f"{', CPU loaded' if args.cpu_load else ''}; median (min .. max) of {len(pictures)}",
         [
-            Row("requests needed", _spread([p.requests for p in pictures], ".0f")),
+            Row("requests needed", spread([p.requests for p in pictures], ".0f")),
             Row(
                 f"steady-state requests meanwhile (interval {args.interval:g} s)",
-                _spread([p.steady_requests for p in pictures], ".0f"),
+                spread([p.steady_requests for p in pictures], ".0f"),
             ),
-            Row("wall time", f"{_spread([p.seconds for p in pictures], '.1f')} s"),
-            Row("rate-limit bound (requests - burst) / rate", f"{_spread(bounds, '.1f')} s"),
+            Row("wall time", f"{spread([p.seconds for p in pictures], '.1f')} s"),
+            Row("rate-limit bound (requests - burst) / rate", f"{spread(bounds, '.1f')} s"),
             Row(
                 "wall time <= 1.1 x the bound",
-                f"{_spread(ratios, '.2f')} x",
+                f"{spread(ratios, '.2f')} x",
                 verdict(statistics.median(ratios) <= 1.1),
             ),
             Row(
                 "half / 90% of the projects done",
-                f"{_spread([p.done_by(0.5) for p in pictures], '.1f')} s / "
-                f"{_spread([p.done_by(0.9) for p in pictures], '.1f')} s",
+                f"{spread([p.done_by(0.5) for p in pictures], '.1f')} s / "
+                f"{spread([p.done_by(0.9) for p in pictures], '.1f')} s",
             ),
             Row(
                 "projects whose first cycle failed",
