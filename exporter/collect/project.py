@@ -16,6 +16,7 @@ What the first cycles read of runs from before start-up is `exporter.collect.his
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from exporter.collect.feed import OrgFeed, ticket
 from exporter.collect.history import StartupHistory
 from exporter.collect.schedules import ProjectSchedules
 from exporter.settings import CollectSettings, EffectiveBranchRules
+from exporter.sharding import slug_hash
 from exporter.state import State
 from exporter.state.statuses import JOB_FAILURES, job_finished, workflow_finished
 from exporter.state.updates import JobDetailsUpdate, JobUpdate
@@ -150,6 +152,10 @@ class ProjectCollector:
         self._listed: int | None = None
         self._listed_at: float | None = None
         self._list_top: datetime | None = None
+        # Refresh reads happen once per `project_refresh` window, each project's windows
+        # shifted by a stable fraction of the period: projects that started together do not all
+        # read their lists in the same cycle. (The hash's high half: its low bits pick shards.)
+        self._refresh_phase = (slug_hash(slug) >> 32) / 2**32 * settings.project_refresh
         self._failed_steps = FailedStepReader(
             slug,
             client=client,
@@ -195,12 +201,14 @@ class ProjectCollector:
     def list_read_due(self, now: float) -> bool:
         """Whether this cycle reads the project's own pipeline list: always without the feed;
         with it, when the feed does not cover the project (not read yet, failing, overflowed
-        since the last list read, or not listing the project at all) or `project_refresh`
-        has passed (reruns make no new pipeline, so only the list shows them)."""
+        since the last list read, or not listing the project at all) or a new `project_refresh`
+        window began (reruns make no new pipeline, so only the list shows them)."""
         feed = self.feed
         if feed is None or self._listed is None or self._listed_at is None:
             return True
-        if self.in_feed is False or now - self._listed_at >= self.settings.project_refresh:
+        if self.in_feed is False or self._refresh_window(now) > self._refresh_window(
+            self._listed_at
+        ):
             return True
         return not feed.covers(self._listed, now)
 
@@ -209,6 +217,11 @@ class ProjectCollector:
         """No cycle has completed yet, or the start-up history is still being read: this
         project's picture is not complete, and its requests go before steady-state polls."""
         return not self._loaded
+
+    def _refresh_window(self, at: float) -> int:
+        """Which of the project's `project_refresh` windows `at` falls in: the list is read at
+        least once in each, so never more than `project_refresh` apart (plus a cycle)."""
+        return math.floor((at - self._refresh_phase) / self.settings.project_refresh)
 
     async def cycle(self) -> None:
         """One collection; raises CircleCIError when the API fails (nothing is lost: what was
