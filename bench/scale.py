@@ -361,7 +361,10 @@ def finish_exporter(proc: subprocess.Popen[str]) -> RunResult:
     out = proc.stdout.read()
     if proc.wait() != 0:
         raise RuntimeError(f"an exporter run failed (exit code {proc.returncode})")
-    data = json.loads(out.strip().splitlines()[-1])
+    return run_result(json.loads(out.strip().splitlines()[-1]))
+
+
+def run_result(data: dict[str, Any]) -> RunResult:
     return RunResult(
         label=data["label"],
         projects=data["projects"],
@@ -571,7 +574,48 @@ def run_all(args: argparse.Namespace) -> tuple[list[Point], list[ColdRun], Shard
         return points, [future.result() for future in colds], shard_run
 
 
+Results = tuple[list[Point], list[ColdRun], ShardRun | None]
+
+
+def save(path: Path, results: Results) -> None:
+    points, colds, shards = results
+    data = {
+        "points": [asdict(point) for point in points],
+        "colds": [asdict(cold) for cold in colds],
+        "shards": None if shards is None else asdict(shards),
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def load(path: Path) -> Results:
+    """What `save` wrote: `--report` prints the tables and plots of an earlier run again."""
+    data = json.loads(path.read_text())
+    points = [
+        Point(p["n"], run_result(p["off"]), run_result(p["on"]) if p["on"] else None)
+        for p in data["points"]
+    ]
+    colds = [
+        ColdRun(c["feed"], run_result(c["result"]), c["rate"], c["burst"]) for c in data["colds"]
+    ]
+    shards = data["shards"]
+    return (
+        points,
+        colds,
+        None
+        if shards is None
+        else ShardRun(
+            shards["feed"], [run_result(r) for r in shards["shards"]], run_result(shards["single"])
+        ),
+    )
+
+
 # -- the report -----------------------------------------------------------------------------
+
+
+def starved(result: RunResult) -> str:
+    """A note when the loop could not keep up: the window ran long on the real clock."""
+    factor = result.window.late
+    return f"; CPU-starved, window ran {factor:.2f}x long" if factor > 1.01 else ""
 
 
 def kinds(result: RunResult) -> str:
@@ -616,14 +660,16 @@ def report_sweep(args: argparse.Namespace, points: list[Point]) -> None:
             rows.append(
                 Row(
                     f"{p.n} projects, org_feed on: <= 1 + N/20 = {target:g} per cycle",
-                    f"{on:.2f} (max {max(p.on.window.per_cycle)} in one cycle; {kinds(p.on)})",
+                    f"{on:.2f} (max {max(p.on.window.per_cycle)} in one cycle; {kinds(p.on)}"
+                    f"{starved(p.on)})",
                     verdict(on <= target),
                 )
             )
         rows.append(
             Row(
                 f"{p.n} projects, baseline org_feed off",
-                f"{per_cycle(p.off):.2f} (max {max(p.off.window.per_cycle)}; {kinds(p.off)})",
+                f"{per_cycle(p.off):.2f} (max {max(p.off.window.per_cycle)}; {kinds(p.off)}"
+                f"{starved(p.off)})",
             )
         )
     runs = [r for p in points for r in (p.off, p.on) if r is not None]
@@ -701,7 +747,8 @@ def report_shards(args: argparse.Namespace, run: ShardRun) -> None:
     rows = [
         Row(
             f"{result.label}: requests per cycle ({result.projects} projects)",
-            f"{per_cycle(result):.2f} (max {max(result.window.per_cycle)}; {kinds(result)})",
+            f"{per_cycle(result):.2f} (max {max(result.window.per_cycle)}; {kinds(result)}"
+            f"{starved(result)})",
         )
         for result in run.shards
     ]
@@ -787,7 +834,12 @@ def main() -> None:
         print("# collect.org_feed is not available: only the baseline (org_feed off) runs")
     if not SHARDING:
         print("# sharding is not available: the three-shard run is left out")
-    points, colds, shards = run_all(args)
+    if args.report is not None:
+        points, colds, shards = load(args.report)
+    else:
+        points, colds, shards = run_all(args)
+        if args.save is not None:
+            save(args.save, (points, colds, shards))
     report_sweep(args, points)
     if colds:
         report_cold(args, colds)
@@ -830,6 +882,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shard-projects", type=int, default=500, help="(d) three shards; 0: skip")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each in its processes)")
     parser.add_argument("--plot-dir", type=Path, default=BENCH, help="where the PNGs go")
+    parser.add_argument("--save", type=Path, help="write every run's results to this JSON file")
+    parser.add_argument("--report", type=Path, help="no runs: the tables and plots of --save's")
     parser.add_argument("--no-plot", action="store_true", help="no PNGs (no matplotlib needed)")
     parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-exporter", action="store_true", help=argparse.SUPPRESS)
