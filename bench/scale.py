@@ -31,7 +31,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,6 +154,8 @@ class SimulatorProcess:
                 "requests_per_second": rate,
                 "burst": burst,
                 "max_concurrency": concurrency,
+                # The simulator shares a loaded machine: a slow answer is not an outage.
+                "timeout": 300,
             },
             "projects": [{"slug": slug} for slug in self.slugs],
             "collect": collect,
@@ -266,7 +268,11 @@ class RunResult:
 
 
 def simulator_requests(stats_url: str) -> int:
-    return int(httpx.get(stats_url).json()["requests_total"])
+    """The simulator's request count; -1 when it cannot answer (starved of CPU)."""
+    try:
+        return int(httpx.get(stats_url, timeout=120).json()["requests_total"])
+    except httpx.HTTPError:
+        return -1
 
 
 async def _run_exporter(spec: dict[str, Any]) -> RunResult:
@@ -563,15 +569,28 @@ def run_all(args: argparse.Namespace) -> tuple[list[Point], list[ColdRun], Shard
             [pool.submit(cold_run, args, feed) for feed in modes()] if args.cold_projects else []
         )
         shards = pool.submit(shard_runs, args) if SHARDING and args.shard_projects else None
-        results = {key: future.result() for key, future in sweep.items()}
+        results = {key: outcome(future) for key, future in sweep.items()}
         points = [
-            Point(n, results[n, False], results.get((n, True))) for n in sorted(args.projects)
+            Point(n, off, results.get((n, True)))
+            for n in sorted(args.projects)
+            if (off := results[n, False]) is not None
         ]
+        single = results.get((args.shard_projects, FEED))
+        shard_results = outcome(shards) if shards is not None else None
         shard_run = None
-        if shards is not None:
-            single = results[args.shard_projects, FEED]
-            shard_run = ShardRun(FEED, shards.result(), single)
-        return points, [future.result() for future in colds], shard_run
+        if shard_results is not None and single is not None:
+            shard_run = ShardRun(FEED, shard_results, single)
+        cold_runs = [run for run in map(outcome, colds) if run is not None]
+        return points, cold_runs, shard_run
+
+
+def outcome(future: Future[Any]) -> Any:
+    """A job's result, or None when it failed: the others are still reported."""
+    try:
+        return future.result()
+    except Exception as err:
+        print(f"# a run failed, left out of the tables: {err!r}", flush=True)
+        return None
 
 
 Results = tuple[list[Point], list[ColdRun], ShardRun | None]

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from exporter.settings import CollectSettings
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,7 +20,7 @@ def _row(output: str, target: str) -> list[str]:
     raise AssertionError(f"no row {target!r} in:\n{output}")
 
 
-def test_ten_quiet_projects_cost_one_request_each_without_the_feed_and_less_with_it() -> None:
+def test_ten_quiet_projects_cost_a_list_read_each_per_cycle_or_one_feed_read() -> None:
     done = subprocess.run(
         [sys.executable, "bench/scale.py", "--projects", "10", "--cold-projects", "0",
          "--shard-projects", "0", "--baseline-cycles", "2", "--no-plot"],
@@ -37,5 +35,9 @@ def test_ten_quiet_projects_cost_one_request_each_without_the_feed_and_less_with
     # A quiet project's cycle reads the first page of its pipeline list, and nothing else.
     assert re.match(r"10\.00 \(max 10; feed 0\.00, lists 10\.00, other 0\.00\)", baseline[1])
     assert _row(done.stdout, "simulator's count / transport's count")[2] == "ok"
-    if "org_feed" in CollectSettings.model_fields:
-        assert _row(done.stdout, "10 projects, org_feed on: <= 1 + N/20")[2] == "ok"
+    # With the org feed: one feed read per cycle, and each list once per project_refresh.
+    feed = _row(done.stdout, "10 projects, org_feed on: <= 1 + N/20")
+    assert re.match(
+        r"1\.50 \(max \d+ in one cycle; feed 1\.00, lists 0\.50, other 0\.00\)", feed[1]
+    )
+    assert feed[2] == "ok"
