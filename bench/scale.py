@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import math
 import re
@@ -308,6 +309,9 @@ async def _run_exporter(spec: dict[str, Any]) -> RunResult:
         await anyio.sleep(spec["warmup_cycles"] * interval)
         first, window_start = len(transport.sent), anyio.current_time()
         sim_before = simulator_requests(spec["stats_url"])
+        profiler = cProfile.Profile() if spec.get("profile") else None
+        if profiler is not None:
+            profiler.enable()
         cpu, wall = time.process_time(), time.perf_counter()
         cycles = int(spec["cycles"])
         await anyio.sleep(cycles * interval)
@@ -316,6 +320,9 @@ async def _run_exporter(spec: dict[str, Any]) -> RunResult:
         cpu, wall = (time.process_time() - cpu) / late, time.perf_counter() - wall
         window_end = window_start + cycles * interval
         sent = [(at, kind) for at, kind in transport.sent[first:] if at < window_end]
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(spec["profile"])
         sim_count = simulator_requests(spec["stats_url"]) - sim_before
         tg.cancel_scope.cancel()
     per_cycle = [0] * cycles
