@@ -25,9 +25,9 @@ The rendering of /metrics is not part of this (issue 19's render-on-change work 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
-import pstats
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec, PathFinder
+from pathlib import Path
 from types import ModuleType
 
 import anyio
@@ -126,20 +127,17 @@ async def _measure(args: argparse.Namespace, sim: SimulatorProcess) -> Measureme
 
     cpu, requests = await one_cycle()
     first = Measurement(1000 * cpu / requests, requests, [], [], 0.0)
-    profiler = cProfile.Profile(time.process_time) if args.profile else None
+    profiler = start_py_spy(args.profile) if args.profile else None
     for _ in range(args.cycles):
         sim.command("advance", args.interval)
         sim_time.now += args.interval
-        if profiler is not None:
-            profiler.enable()
         cpu, requests = await one_cycle()
-        if profiler is not None:
-            profiler.disable()
         first.steady_ms.append(1000 * cpu / requests)
         first.steady_requests.append(requests)
     if profiler is not None:
-        profiler.dump_stats(args.profile)
-        print_profile(pstats.Stats(profiler), sum(first.steady_requests))
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
+        print_profile(Path(args.profile))
     first.baseline_ms = await plain_httpx(list(transport.urls), sim.token, args.concurrency)
     await parts.client.aclose()
     return first
@@ -163,28 +161,53 @@ async def plain_httpx(urls: list[str], token: str, concurrency: int) -> float:
         return 1000 * (time.process_time() - cpu) / len(urls)
 
 
-def print_profile(stats: pstats.Stats, requests: int) -> None:
-    """Self time by package, per request: where the CPU goes."""
-    by_package: Counter[str] = Counter()
-    for (filename, _, function), row in stats.stats.items():  # type: ignore[attr-defined]
-        by_package[_package(filename, function)] += row[2]  # tottime
-    total = sum(by_package.values())
-    rows = [
-        Row(package, f"{1000 * seconds / requests:.3f} ms ({seconds / total:.1%})")
-        for package, seconds in by_package.most_common(15)
-    ]
-    print_table(f"self time per request by package (cProfile, {requests} requests)", rows)
+def start_py_spy(path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process (its steady cycles) into `path`, as collapsed stacks."""
+    command = [
+        str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
+        "--format", "raw", "--rate", "250", "--nonblocking", "--output", path,
+    ]  # fmt: skip
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the first measured cycle
+    return spy
 
 
-def _package(filename: str, function: str) -> str:
-    if filename == "~":  # a builtin: attribute it by name
-        return f"builtin {function.split(' of ')[0].strip('<>{}')}"
-    parts = filename.split("/")
-    if "site-packages" in parts:
-        return parts[parts.index("site-packages") + 1].split(".")[0]
-    if "exporter" in parts:
-        return "/".join(parts[parts.index("exporter") : parts.index("exporter") + 2])
-    return "stdlib " + parts[-1]
+# Where a sample's time goes, by the first of these frames found from the top of its stack
+# (the request path's stages); the rest is the event loop and task machinery.
+STAGES = (
+    ("state: apply updates", ("exporter/state/",)),
+    ("parse: json.loads + surrogate check + validation", ("_loads (", "pydantic")),
+    ("HTTP: httpx/httpcore/h11 send + read body", ("_receive (",)),
+    ("rate limiter + deadline + telemetry + logging", ("_attempt (",)),
+    ("collector logic (exporter/collect)", ("exporter/collect/",)),
+)
+
+
+def print_profile(path: Path) -> None:
+    """py-spy's samples by stage of the request path (inclusive), and by package of the leaf."""
+    stages: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        stage = next(
+            (name for name, marks in STAGES if any(m in f for f in frames for m in marks)),
+            "event loop, tasks, other",
+        )
+        stages[stage] += int(count)
+        leaves[_package(frames[-1])] += int(count)
+    total = sum(stages.values())
+    for title, counts in (("stage of the request path", stages), ("package of the leaf", leaves)):
+        rows = [Row(name, f"{n / total:.1%}") for name, n in counts.most_common(12)]
+        print_table(f"py-spy, {total} samples of the steady cycles, by {title}", rows)
+
+
+def _package(frame: str) -> str:
+    """`httpx` of `send (httpx/_client.py:1629)`; `exporter/circleci` of an exporter frame."""
+    parts = frame.rpartition("(")[2].partition(":")[0].split("/")
+    if parts[0] == "exporter":
+        return "/".join(parts[:2])
+    return parts[0] if len(parts) > 1 else f"stdlib {parts[0]}"
 
 
 # -- the orchestrating process ----------------------------------------------------------------
@@ -259,7 +282,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--measure", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--profile", metavar="FILE", help="with --measure: cProfile the steady cycles into FILE"
+        "--profile",
+        metavar="FILE",
+        help="with --measure: py-spy the steady cycles into FILE and print where the time went",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -277,7 +302,9 @@ def main() -> None:
         args.projects = args.projects[0]
         print(json.dumps(asdict(anyio.run(measure, args))))
         return
-    print_parameters("bench/cpu.py", args, hidden=("measure", "rps", "burst", "branches"))
+    print_parameters(
+        "bench/cpu.py", args, hidden=("measure", "profile", "rps", "burst", "branches")
+    )
     report(args)
 
 
