@@ -243,7 +243,9 @@ PROCESS = (
     # render on change (issue 19): what the publisher did each time it was asked.
     Family("circleci_exporter_publishes_total", "counter", ("outcome",),
            "Publishes of the metrics after a collection, a sweep or a webhook, by outcome: "
-           "rendered (something changed), unchanged (nothing did: no snapshot, no render).",
+           "rendered (something changed), unchanged (nothing did: no snapshot, no render), "
+           "deferred (only times of successful collections moved, rendered at most once per "
+           "live interval).",
            "exporter"),
     Family("circleci_exporter_render_parts_total", "counter", ("outcome",),
            "Parts of the metrics (a project's series, its Insights, an org's, its schedules) "

@@ -175,6 +175,7 @@ def build_components(
         insights=insights_store,
         schedules=schedule_store,
         min_gap=min(publish_gap, settings.collect.interval),
+        success_gap=settings.collect.interval,
         clock=clock,
         registry=registry,
     )

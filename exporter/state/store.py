@@ -199,14 +199,16 @@ class _ProjectData:
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What changed since the last `State.take_changes`: the projects whose series did, and
-    whether the collection health (`circleci_up` and the like) did."""
+    """What changed since the last `State.take_changes`: the projects whose series did,
+    whether the collection health (`circleci_up` and the like) did, and whether only the times
+    of successful collections moved (`success_times`: a quiet cycle, nothing else to show)."""
 
     projects: frozenset[str]
     health: bool
+    success_times: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.projects) or self.health
+        return bool(self.projects) or self.health or self.success_times
 
 
 class State:
@@ -237,6 +239,7 @@ class State:
         self._collections: dict[CollectionKey, _Collection] = {}
         self._changed: set[str] = set()
         self._health_changed = False
+        self._success_times_moved = False
 
     def _project(self, project: str) -> _ProjectData:
         data = self._data.get(project)
@@ -251,9 +254,10 @@ class State:
 
     def take_changes(self) -> Changes:
         """What changed since the last call (the first call: everything so far)."""
-        changes = Changes(frozenset(self._changed), self._health_changed)
+        changes = Changes(frozenset(self._changed), self._health_changed, self._success_times_moved)
         self._changed = set()
         self._health_changed = False
+        self._success_times_moved = False
         return changes
 
     def projects(self) -> list[str]:
@@ -471,9 +475,15 @@ class State:
     # -- collection health --------------------------------------------------------------
 
     def record_success(self, project: str, collector: str, at: float) -> None:
-        status = self._collections.setdefault(CollectionKey(project, collector), _Collection())
+        key = CollectionKey(project, collector)
+        status = self._collections.get(key)
+        if status is not None and status.up and status.last_error is None:
+            # Up before and up now: only the time moved (see Changes.success_times).
+            self._success_times_moved |= status.last_success != at
+        else:
+            status = self._collections.setdefault(key, _Collection())
+            self._health_changed = True
         status.up, status.last_success, status.last_error = True, at, None
-        self._health_changed = True
 
     def record_failure(self, project: str, collector: str, error: str) -> None:
         status = self._collections.setdefault(CollectionKey(project, collector), _Collection())

@@ -5,6 +5,11 @@ seconds however many projects finish their cycles, and only what changed since t
 publish (issue 19):
 - nothing changed (the state, its collection health, the Insights and schedule stores): no
   snapshot, no render; the body served stays (`circleci_exporter_publishes_total`);
+- only the times of successful collections moved (quiet cycles): published at most once per
+  `success_gap` (the live interval), for with hundreds of projects a quiet cycle ends every
+  few milliseconds and each would re-render the collection health of all of them
+  (bench/scale.py (b)); `CircleCIExporterDataStale` allows 3 intervals, so a time served up
+  to one interval late never fires it (`circleci_exporter_publishes_total{outcome="deferred"}`);
 - otherwise it snapshots only the projects that changed, on the event loop where the state
   lives, handing the loop back every `SNAPSHOT_SLICE` seconds; then renders only those parts
   again in a worker thread (`IncrementalRenderer`), reusing the others' cached chunks.
@@ -18,6 +23,7 @@ rebuilt: the ages that dashboards and alerts show are computed by Prometheus fro
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -59,8 +65,12 @@ class _Pending:
     insights_orgs: set[str] = field(default_factory=set)
     schedules: set[str] = field(default_factory=set)
     health: bool = False  # the collection health (circleci_up and the like)
+    success_times: bool = False  # only the times of successful collections moved
 
     def __bool__(self) -> bool:
+        return self.success_times or self.more_than_success_times()
+
+    def more_than_success_times(self) -> bool:
         return (
             bool(self.live or self.insights_projects or self.insights_orgs or self.schedules)
             or self.health
@@ -89,6 +99,7 @@ class Publisher:
         insights: InsightsStore | None = None,
         schedules: ScheduleStore | None = None,
         min_gap: float = 1.0,
+        success_gap: float = 0.0,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
     ) -> None:
@@ -97,6 +108,7 @@ class Publisher:
         self.insights = insights
         self.schedules = schedules
         self.min_gap = min_gap
+        self.success_gap = success_gap
         self.clock = clock
         self._wanted = anyio.Event()
         self._lock = anyio.Lock()
@@ -118,6 +130,7 @@ class Publisher:
         self.rendered: Rendered = self._renderer.render(picture, None)
         self._pending = _Pending()
         self.snapshot: Snapshot = picture.snapshot
+        self._rendered_at = picture.snapshot.taken_at
 
     def request(self) -> None:
         self._wanted.set()
@@ -127,6 +140,7 @@ class Publisher:
         live = self.state.take_changes()
         self._pending.live |= live.projects
         self._pending.health |= live.health
+        self._pending.success_times |= live.success_times
         if self.insights is not None:
             insights = self.insights.take_changes()
             self._pending.insights_projects |= insights.projects
@@ -139,6 +153,9 @@ class Publisher:
             self._take_changes()
             if not self._pending:
                 self._publishes.labels("unchanged").inc()
+                return
+            if self._deferred_for() > 0:
+                self._publishes.labels("deferred").inc()
                 return
             await self._snapshot_changed()
             picture = self._picture(self.clock())
@@ -158,6 +175,14 @@ class Publisher:
             self._parts_rendered.labels("reused").inc(self._renderer.counts.reused)
             self._pending = _Pending()
             self.snapshot = picture.snapshot
+            self._rendered_at = picture.snapshot.taken_at
+
+    def _deferred_for(self) -> float:
+        """Seconds until the pending changes are due: 0 unless they are only success times
+        rendered less than `success_gap` ago (and then never sooner: see the module's doc)."""
+        if not self._pending or self._pending.more_than_success_times():
+            return 0.0
+        return max(0.0, self._rendered_at + self.success_gap - self.clock())
 
     async def _snapshot_changed(self) -> None:
         """Snapshots of the changed projects, a slice of the event loop at a time. A project
@@ -188,7 +213,9 @@ class Publisher:
     async def run(self) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         while True:
-            await self._wanted.wait()
+            # Deferred success times are published when due, even if no collector asks again.
+            with anyio.move_on_after(self._deferred_for() if self._pending else math.inf):
+                await self._wanted.wait()
             self._wanted = anyio.Event()
             await self.publish_now()
             await anyio.sleep(self.min_gap)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import random
 
+import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -41,7 +42,7 @@ P = "gh/acme/api"
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, success_gap: float = 0.0) -> None:
         self.now = START
         self.registry = CollectorRegistry()
         self.state = State(watch_start=START, buckets=BUCKETS, series_ttl=TTL)
@@ -53,6 +54,7 @@ class Rig:
             INTERVALS,
             insights=self.insights,
             schedules=self.schedules,
+            success_gap=success_gap,
             clock=lambda: self.now,
             registry=self.registry,
         )
@@ -132,6 +134,55 @@ async def test_a_cycle_that_only_records_its_success_renders_no_project_again() 
     assert rig.count("circleci_exporter_render_parts_total", "rendered") == rendered_before
     assert rig.count("circleci_exporter_render_parts_total", "reused") >= 2
     assert b'{project="gh/acme/api",collector="live"} 1764000300.0' in rig.publisher.rendered.text
+
+
+@pytest.mark.anyio
+async def test_success_times_alone_wait_for_the_success_gap_and_real_changes_do_not() -> None:
+    rig = Rig(success_gap=30.0)
+    for update in completed_run(P, 1, START + 100):
+        rig.state.apply(update)
+    rig.state.record_success(P, "live", START)
+    await rig.publisher.publish_now()  # the first success: health changed, rendered at once
+    body = rig.publisher.rendered
+    # A quiet cycle 10 s later: only its time moved; deferred, the body served stays.
+    rig.now = START + 10
+    rig.state.record_success(P, "live", rig.now)
+    await rig.publisher.publish_now()
+    assert rig.publisher.rendered is body
+    assert rig.count("circleci_exporter_publishes_total", "deferred") == 1
+    # Once the gap has passed since the last render, the time moved is published.
+    rig.now = START + 31
+    await rig.publisher.publish_now()
+    assert b'{project="gh/acme/api",collector="live"} 1764000010.0' in rig.publisher.rendered.text
+    # A failure is health, not a time: published at once, and so is the recovery after it.
+    rig.now = START + 35
+    rig.state.record_failure(P, "live", "HTTP 500")
+    await rig.publisher.publish_now()
+    assert b'circleci_up{project="gh/acme/api"} 0' in rig.publisher.rendered.text
+    rig.now = START + 36
+    rig.state.record_success(P, "live", rig.now)
+    await rig.publisher.publish_now()
+    assert b'circleci_up{project="gh/acme/api"} 1' in rig.publisher.rendered.text
+    assert rig.count("circleci_exporter_publishes_total", "deferred") == 1
+
+
+@pytest.mark.anyio
+async def test_deferred_success_times_are_published_when_due_without_another_request() -> None:
+    rig = Rig(success_gap=0.2)
+    rig.now = START
+    rig.state.record_success(P, "live", START)
+    await rig.publisher.publish_now()
+    rig.state.record_success(P, "live", START + 0.1)
+    rig.publisher.request()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rig.publisher.run)
+        await anyio.sleep(0.1)
+        assert rig.count("circleci_exporter_publishes_total", "deferred") == 1
+        rig.now = START + 0.3  # due now; nobody requests a publish again
+        with anyio.fail_after(5):
+            while b"1764000000.1" not in rig.publisher.rendered.text:
+                await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
 
 
 @pytest.mark.anyio
